@@ -1,0 +1,93 @@
+"""Calibration: how often does the reference pass each behaviour check, and what does the rule in course.toml cost?
+
+For every convergence check, the reference is trained with the check's own driver on many seeds other than the grading
+seeds (a student's code draws random numbers in another order, so each grading seed is a fresh draw for them). From
+the per-seed pass rate p (with a 95 % Clopper-Pearson lower bound) follows the probability that a correct submission
+fails the k-of-n rule: P(Binomial(n, p) < k).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from autograder import harness
+from autograder.checks import ConvergenceCheck
+from autograder.execute import THREAD_VARS
+from autograder.notebook import reference_functions
+
+
+def binom_cdf_below(k: int, n: int, p: float) -> float:
+    """P(X < k) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k))
+
+
+def clopper_pearson_lower(successes: int, trials: int, confidence: float = 0.95) -> float:
+    """One-sided lower bound on a success probability (exact, by bisection on the binomial tail)."""
+    if successes == 0:
+        return 0.0
+    alpha, lo, hi = 1 - confidence, 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        tail = 1 - binom_cdf_below(successes, trials, mid)  # P(X >= successes | mid)
+        lo, hi = (lo, mid) if tail > alpha else (mid, hi)
+    return lo
+
+
+@dataclass
+class Calibration:
+    check: str
+    metrics: list[float]
+    threshold: float
+    n: int
+    k: int
+
+    @property
+    def passes(self) -> int:
+        return sum(m >= self.threshold for m in self.metrics)
+
+    def report(self) -> str:
+        m = np.asarray(self.metrics)
+        trials = len(m)
+        p = self.passes / trials
+        p_low = clopper_pearson_lower(self.passes, trials)
+        q = np.quantile(m, [0.0, 0.001, 0.01, 0.05, 0.5])
+        return (f"{self.check}: {trials} reference seeds, metric min {q[0]:.3f}, 0.1% {q[1]:.3f}, 1% {q[2]:.3f}, "
+                f"5% {q[3]:.3f}, median {q[4]:.3f}, mean {m.mean():.3f}\n"
+                f"  threshold {self.threshold}: per-seed pass rate {p:.4f} ({self.passes}/{trials}; 95% lower bound "
+                f"{p_low:.4f})\n"
+                f"  rule {self.k} of {self.n}: false-fail probability {binom_cdf_below(self.k, self.n, p):.2e} at the "
+                f"measured rate, ≤ {binom_cdf_below(self.k, self.n, p_low):.2e} at the lower bound")
+
+
+def _init_worker() -> None:
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _run(job):
+    assignment, check_name, seed = job
+    check = assignment.check(check_name)
+    reference = reference_functions(assignment)
+    case = check.cases(reference)[0] | {"seed": seed}
+    answer = harness.run_case(check.driver, [reference[f] for f in check.functions], case)
+    return check.metric(answer["ok"]) if "ok" in answer else math.nan
+
+
+def calibrate(assignment, seeds: int, first_seed: int = 10_000, jobs: int | None = None, progress=None):
+    """Yield a Calibration per convergence check of ``assignment``."""
+    checks = [c for c in assignment.checks if isinstance(c, ConvergenceCheck)]
+    with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), initializer=_init_worker) as pool:
+        for check in checks:
+            jobs_ = [(assignment, check.name, first_seed + i) for i in range(seeds)]
+            metrics = list(pool.map(_run, jobs_, chunksize=max(1, seeds // 50)))
+            if progress:
+                progress(check.name)
+            yield Calibration(check.name, metrics, check.threshold, len(check.seeds), check.min_passing)

@@ -1,0 +1,128 @@
+"""course.toml -> frozen, validated settings. Errors name the key that is wrong.
+
+course.toml is the one place for the course id, the assignments, points, thresholds, seeds and time limits; nbgrader's
+settings are derived from it in ``release.py``. Each check's table is validated by the check's own dataclass
+(``checks.py``), so a key that does not exist, or a value out of range, is reported with its full dotted name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = ROOT / "course.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Assignment:
+    id: str
+    title: str
+    notebook: str
+    setup_cell: str
+    cell_timeout: float
+    submission_timeout: float
+    graded_cells: tuple[str, ...]
+    checks: tuple = field(default=())
+    root: Path = ROOT
+
+    @property
+    def source(self) -> Path:
+        return self.root / "source" / self.id / self.notebook
+
+    @property
+    def release(self) -> Path:
+        return self.root / "release" / self.id / self.notebook
+
+    def check(self, name: str):
+        return next(c for c in self.checks if c.name == name)
+
+
+@dataclass(frozen=True)
+class Course:
+    id: str
+    title: str
+    root: Path
+    assignments: dict[str, Assignment]
+
+    def assignment(self, assignment_id: str | None = None) -> Assignment:
+        if assignment_id is None:
+            return next(iter(self.assignments.values()))
+        if assignment_id not in self.assignments:
+            raise ConfigError(f"no assignment {assignment_id!r} in course.toml; known: {', '.join(self.assignments)}")
+        return self.assignments[assignment_id]
+
+
+def _take(table: dict, key: str, kind: type, where: str):
+    if key not in table:
+        raise ConfigError(f"{where}.{key} is missing")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is float and value <= 0):
+        raise ConfigError(f"{where}.{key} must be a {'positive number' if kind is float else kind.__name__}, "
+                          f"got {value!r}")
+    return value
+
+
+def build_check(cls, name: str, table: dict, where: str):
+    """Instantiate a check dataclass from its table; unknown, missing or invalid keys are named."""
+    known = {f.name for f in fields(cls)} - {"name"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]} is not a setting of this check; known: {', '.join(sorted(known))}")
+    missing = sorted(f.name for f in fields(cls) if f.name not in table and f.name != "name"
+                     and f.default is MISSING and f.default_factory is MISSING)
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]} is missing")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+    try:
+        return cls(name=name, **values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def load(path: Path | str = DEFAULT_CONFIG) -> Course:
+    from autograder.checks import CHECKS
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    course = data.get("course", {})
+    assignments = {}
+    for assignment_id, table in data.get("assignments", {}).items():
+        where = f"assignments.{assignment_id}"
+        checks_table = table.get("checks", {})
+        unknown = sorted(set(checks_table) - set(CHECKS))
+        if unknown:
+            raise ConfigError(f"{where}.checks.{unknown[0]} is not a check the grader has; known: "
+                              f"{', '.join(CHECKS)}")
+        checks = tuple(build_check(CHECKS[name], name, checks_table[name], f"{where}.checks.{name}")
+                       for name in checks_table)
+        graded = tuple(_take(table, "graded_cells", list, where))
+        for check in checks:
+            for fn in check.functions:
+                if fn not in graded:
+                    raise ConfigError(f"{where}.checks.{check.name} needs `{fn}`, which is not in graded_cells")
+        assignments[assignment_id] = Assignment(
+            id=assignment_id,
+            title=_take(table, "title", str, where),
+            notebook=_take(table, "notebook", str, where),
+            setup_cell=_take(table, "setup_cell", str, where),
+            cell_timeout=_take(table, "cell_timeout", float, where),
+            submission_timeout=_take(table, "submission_timeout", float, where),
+            graded_cells=graded,
+            checks=checks,
+            root=path.parent,
+        )
+    if not assignments:
+        raise ConfigError(f"{path}: no [assignments.<id>] table")
+    return Course(id=_take(course, "id", str, "course"), title=_take(course, "title", str, "course"),
+                  root=path.parent, assignments=assignments)

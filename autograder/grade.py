@@ -1,0 +1,148 @@
+"""Grade one submission: define the student's functions in a fresh kernel, run every check there, judge here.
+
+The kernel gets the instructor's ``setup`` cell (imports), then each graded cell of the submission on its own, so one
+broken cell costs only the checks of its function. Each check then sends its cases to the kernel and judges the plain
+data that comes back. A check that times out or kills the kernel fails alone: the kernel is restarted and the
+definitions replayed for the next check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from autograder.checks import CheckResult
+from autograder.execute import KernelSession
+from autograder.harness import MIME
+from autograder.notebook import SubmissionError, cell_source, graded_cells, read_submission, reference_functions
+
+
+@dataclass
+class Report:
+    assignment: str
+    submission: str
+    results: list[CheckResult]
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.results)
+
+    @property
+    def max_score(self) -> float:
+        return sum(r.max_score for r in self.results)
+
+
+def first_line(error: dict | None) -> str:
+    if not error:
+        return ""
+    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}".strip()
+
+
+class Definitions:
+    """Runs the setup cell and the student's graded cells in a kernel, remembering what went wrong with each."""
+
+    def __init__(self, assignment, submission):
+        self.setup = cell_source(nbformat.read(assignment.source, as_version=4), assignment.setup_cell)
+        self.cells = {name: graded_cells(submission).get(name, []) for name in assignment.graded_cells}
+        self.problems: dict[str, str] = {}
+        self.skip: set[str] = set()
+
+    def run(self, kernel: KernelSession) -> None:
+        setup = kernel.run(self.setup)
+        if setup.status != "ok":
+            raise RuntimeError(f"the instructor's setup cell failed in the grading kernel: {first_line(setup.error)}")
+        for name, cells in self.cells.items():
+            if not cells:
+                self.problems[name] = (f"The graded cell `{name}` is missing from the notebook (no cell has nbgrader "
+                                       f"grade_id '{name}'). Was it deleted? Copy it back from the release.")
+                continue
+            if name in self.skip:
+                continue
+            run = kernel.run(cells[-1].source)
+            if run.status == "error":
+                self.problems[name] = f"Your `{name}` cell failed to run: {first_line(run.error)}"
+            elif run.status in ("timeout", "died"):
+                self.problems[name] = (f"Your `{name}` cell " + ("took longer than the time limit to run"
+                                       if run.status == "timeout" else "stopped the Python process") +
+                                       "; a graded cell should only define the function.")
+                self.skip.add(name)
+                kernel.restart()
+                self.run(kernel)
+                return
+
+
+def probe_code(check, cases: list[dict]) -> str:
+    request = json.dumps({"driver": check.driver, "functions": list(check.functions), "cases": cases})
+    return f"import autograder.harness as _autograder_harness\n_autograder_harness.serve(globals(), {request!r})"
+
+
+def answers_from(outputs: list, n: int) -> list[dict]:
+    """The answers the kernel displayed, checked for shape; anything else counts as an error for every case."""
+    for output in reversed(outputs):
+        data = output.get("data", {}).get(MIME) if output.get("output_type") == "display_data" else None
+        if isinstance(data, list) and len(data) == n and all(
+                isinstance(a, dict) and (isinstance(a.get("ok"), dict) or isinstance(a.get("error"), dict))
+                for a in data):
+            return data
+    message = "the grader received no readable answer from the notebook's process"
+    return [{"error": {"type": "GraderError", "message": message, "where": ""}}] * n
+
+
+def judge_run(check, cases, run, reference) -> CheckResult:
+    if run.status == "timeout":
+        return check.result(False, f"Not finished within the time limit of this check ({run.seconds:.0f} s): is "
+                                   "there an endless loop, or a very slow step, in "
+                                   f"{' / '.join(f'`{f}`' for f in check.functions)}?")
+    if run.status == "died":
+        return check.result(False, "The notebook's Python process stopped while this check ran (os._exit, a crash "
+                                   "or too much memory?); the other checks were graded in a fresh process.")
+    try:
+        return check.judge(cases, answers_from(run.outputs, len(cases)), reference)
+    except Exception as exc:  # noqa: BLE001 - malformed answers from the student's process
+        print(f"autograder: could not judge {check.name}: {exc!r}", file=sys.stderr)
+        return check.result(False, f"The results of this check could not be read ({type(exc).__name__}); "
+                                   "make sure the function returns the documented types.")
+
+
+def grade(path: Path, assignment) -> Report:
+    start = time.monotonic()
+    deadline = start + assignment.submission_timeout
+    reference = reference_functions(assignment)
+    try:
+        submission = read_submission(path, assignment)
+    except SubmissionError as exc:
+        results = [check.result(False, str(exc)) for check in assignment.checks]
+        return Report(assignment.id, str(path), results, time.monotonic() - start, [str(exc)])
+    definitions = Definitions(assignment, submission)
+    results = []
+    with KernelSession(assignment.cell_timeout) as kernel:
+        definitions.run(kernel)
+        for check in assignment.checks:
+            remaining = deadline - time.monotonic()
+            if remaining < 1:
+                results.append(check.result(False, "Not run: grading this submission used up its time limit "
+                                                   f"({assignment.submission_timeout:.0f} s)."))
+                continue
+            cases = check.cases(reference)
+            run = kernel.run(probe_code(check, cases), timeout=min(assignment.cell_timeout, remaining))
+            result = judge_run(check, cases, run, reference)
+            if run.status in ("timeout", "died"):
+                kernel.restart()
+                definitions.run(kernel)
+            problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
+            if problems and not result.passed:
+                result = CheckResult(result.name, result.title, result.score, result.max_score,
+                                     "\n".join(problems + [result.output]), result.data)
+            results.append(result)
+        restarts = kernel.restarts
+    notes = sorted(set(definitions.problems.values()))
+    if restarts:
+        notes.append(f"The grading kernel was restarted {restarts} time(s).")
+    return Report(assignment.id, str(path), results, time.monotonic() - start, notes)

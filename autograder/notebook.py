@@ -1,0 +1,78 @@
+"""Reading notebooks: submissions (untrusted, any shape) and the instructor's source (the reference solutions)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import nbformat
+
+
+class SubmissionError(Exception):
+    """The file cannot be graded at all; the message tells its author what to do."""
+
+
+def read_submission(path: Path, assignment) -> nbformat.NotebookNode:
+    """Read a submission as nbformat 4, or raise SubmissionError with a message a student can act on."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"Could not read the submission file: {exc}") from exc
+    if not text.strip():
+        raise SubmissionError("The submission file is empty. Upload the .ipynb notebook you worked in.")
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SubmissionError(f"The submission is not a Jupyter notebook (not valid JSON: {exc}). Upload the .ipynb "
+                              "file itself, saved from Jupyter.") from exc
+    if not isinstance(raw, dict) or "cells" not in raw and "worksheets" not in raw:
+        raise SubmissionError("The submission is JSON but not a Jupyter notebook (no cells).")
+    if raw.get("nbformat") != 4:
+        raise SubmissionError(f"The notebook has format version {raw.get('nbformat')}; this assignment needs format 4. "
+                              f"Start from the released {assignment.notebook} and save it with Jupyter.")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for malformed notebooks
+        raise SubmissionError(f"The notebook is malformed: {exc}") from exc
+    graded = graded_cells(nb)
+    if not any(name in graded for name in assignment.graded_cells) and assignment.setup_cell not in graded:
+        raise SubmissionError(f"This notebook has none of the graded cells of {assignment.title} "
+                              f"({', '.join(assignment.graded_cells)}): is it the notebook for another assignment? "
+                              f"Start from the released {assignment.notebook}.")
+    return nb
+
+
+def graded_cells(nb) -> dict[str, list]:
+    """Cells by nbgrader ``grade_id``, in notebook order (a student may have duplicated one)."""
+    cells: dict[str, list] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+            cells.setdefault(meta["grade_id"], []).append(cell)
+    return cells
+
+
+def cell_source(nb, grade_id: str) -> str:
+    cells = graded_cells(nb).get(grade_id)
+    if not cells:
+        raise KeyError(grade_id)
+    return cells[-1].source
+
+
+@functools.lru_cache(maxsize=4)
+def _reference(path: str, mtime: float, setup_cell: str, names: tuple[str, ...]) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    nb = nbformat.read(path, as_version=4)
+    namespace: dict = {"__name__": "reference"}
+    for grade_id in (setup_cell, *names):
+        exec(compile(cell_source(nb, grade_id), f"<reference {grade_id}>", "exec"), namespace)  # noqa: S102
+    return {name: namespace[name] for name in names}
+
+
+def reference_functions(assignment) -> dict:
+    """The reference implementations: the solution cells of the instructor's source notebook, run in this process."""
+    path = assignment.source
+    return _reference(str(path), path.stat().st_mtime, assignment.setup_cell, assignment.graded_cells)

@@ -1,0 +1,69 @@
+"""Reports -> Gradescope's results.json and a terminal table. The only module that knows Gradescope's schema.
+
+Schema: https://gradescope-autograders.readthedocs.io/en/latest/specs/ (top-level ``score``, ``execution_time``,
+``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``, ``output``; ``extra_data`` is free-form).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from autograder.grade import Report
+
+
+def gradescope(report: Report) -> dict:
+    return {
+        "score": round(report.score, 4),
+        "execution_time": round(report.seconds),
+        "output": summary(report),
+        "tests": [
+            {
+                "name": r.title,
+                "name_format": "text",
+                "score": r.score,
+                "max_score": r.max_score,
+                "status": "passed" if r.passed else "failed",
+                "output": r.output,
+                "output_format": "text",
+                "visibility": "visible",
+            }
+            for r in report.results
+        ],
+        "extra_data": {
+            "assignment": report.assignment,
+            "checks": {r.name: {"score": r.score, **r.data} for r in report.results},
+        },
+    }
+
+
+def summary(report: Report) -> str:
+    lines = [f"{report.score:g} / {report.max_score:g} points for {report.assignment}."]
+    return "\n".join(lines + report.notes)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def table(rows: list[tuple[str, Report]]) -> str:
+    """A score table: one row per graded notebook, one column per check."""
+    if not rows:
+        return ""
+    names = [r.name for r in rows[0][1].results]
+    label = max(len(name) for name, _ in rows)
+    header = f"{'submission':<{label}}  " + "  ".join(names) + "  total"
+    out = [header, "-" * len(header)]
+    for name, report in rows:
+        cells = "  ".join(f"{f'{r.score:g}/{r.max_score:g}':>{len(r.name)}}" for r in report.results)
+        out.append(f"{name:<{label}}  {cells}  {report.score:g}/{report.max_score:g}  ({report.seconds:.1f} s)")
+    return "\n".join(out)
