@@ -56,11 +56,18 @@ def cmd_demo(course, args) -> int:
 
 def cmd_calibrate(course, args) -> int:
     from autograder.calibrate import calibrate
+    from autograder.results import write_json
 
+    saved: dict[str, list[float]] = {}
     assignment = course.assignment(args.assignment)
-    print(f"calibrating {assignment.id} on {args.seeds} reference seeds per check ...", flush=True)
-    for calibration in calibrate(assignment, args.seeds, jobs=args.jobs):
-        print(calibration.report(), flush=True)
+    for variant in [None, *args.variant]:
+        label = f"variant {variant}" if variant else "the reference"
+        print(f"calibrating {assignment.id} with {label} on {args.seeds} seeds per check ...", flush=True)
+        for calibration in calibrate(assignment, args.seeds, variant=variant, jobs=args.jobs):
+            print(calibration.report(), flush=True)
+            saved[calibration.check] = calibration.metrics
+    if args.save:
+        write_json(Path(args.save), saved)
     return 0
 
 
@@ -79,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--seeds", type=int, default=200, help="reference seeds per check (default 200)")
     cal.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
     cal.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
+    cal.add_argument("--variant", action="append", default=[], type=Path,
+                     help="also calibrate a correct variant: a .py file defining graded functions (repeatable)")
+    cal.add_argument("--save", help="write every per-seed metric to this JSON file")
     args = parser.parse_args(argv)
     try:
         course = config.load(args.config)

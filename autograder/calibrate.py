@@ -12,6 +12,7 @@ import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -72,22 +73,35 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def variant_functions(path: Path) -> dict:
+    """The functions a catalogued variant (a .py file of graded-function definitions) defines."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    namespace = {"np": np, "torch": torch, "nn": nn, "F": F}
+    exec(compile(Path(path).read_text(), str(path), "exec"), namespace)  # noqa: S102 - instructor's own files
+    return {k: v for k, v in namespace.items() if callable(v) and getattr(v, "__module__", None) is None}
+
+
 def _run(job):
-    assignment, check_name, seed = job
+    assignment, check_name, variant, seed = job
     check = assignment.check(check_name)
-    reference = reference_functions(assignment)
-    case = check.cases(reference)[0] | {"seed": seed}
-    answer = harness.run_case(check.driver, [reference[f] for f in check.functions], case)
+    functions = reference_functions(assignment) | (variant_functions(variant) if variant else {})
+    case = check.cases(functions)[0] | {"seed": seed}
+    answer = harness.run_case(check.driver, [functions[f] for f in check.functions], case)
     return check.metric(answer["ok"]) if "ok" in answer else math.nan
 
 
-def calibrate(assignment, seeds: int, first_seed: int = 10_000, jobs: int | None = None, progress=None):
-    """Yield a Calibration per convergence check of ``assignment``."""
-    checks = [c for c in assignment.checks if isinstance(c, ConvergenceCheck)]
+def calibrate(assignment, seeds: int, variant: Path | None = None, first_seed: int = 10_000,
+              jobs: int | None = None):
+    """Yield a Calibration per convergence check of ``assignment`` that ``variant`` (if given) touches."""
+    touched = variant_functions(variant) if variant else None
+    checks = [c for c in assignment.checks if isinstance(c, ConvergenceCheck)
+              and (touched is None or set(c.functions) & set(touched))]
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count(), initializer=_init_worker) as pool:
         for check in checks:
-            jobs_ = [(assignment, check.name, first_seed + i) for i in range(seeds)]
+            jobs_ = [(assignment, check.name, variant, first_seed + i) for i in range(seeds)]
             metrics = list(pool.map(_run, jobs_, chunksize=max(1, seeds // 50)))
-            if progress:
-                progress(check.name)
-            yield Calibration(check.name, metrics, check.threshold, len(check.seeds), check.min_passing)
+            name = check.name + (f" [{Path(variant).stem}]" if variant else "")
+            yield Calibration(name, metrics, check.threshold, len(check.seeds), check.min_passing)

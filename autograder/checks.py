@@ -512,20 +512,31 @@ class BaselineReducesVariance(Check):
         return [{"params": params, "episodes": episodes}]
 
     def judge(self, cases, answers, reference):
+        """Compare variances after undoing each episode's positive scale (a mean over steps scales by 1/T)."""
         failed = self.error_result(answers)
         if failed:
             return failed
-        ratio = variance_ratio(answers[0]["ok"])
+        expected = harness.run_case(self.driver, [reference["reinforce_loss"]], cases[0])["ok"]
+        got = {k: np.asarray(v, dtype=float) for k, v in answers[0]["ok"].items()}
+        ref_plain = np.asarray(expected["plain"])
+        norms = np.maximum((ref_plain**2).sum(axis=1), 1e-12)
+        scales = (got["plain"] * ref_plain).sum(axis=1) / norms
+        if not np.all(scales > 0):
+            return self.result(False, "Without a baseline, the gradient of your loss points against REINFORCE's "
+                                      "on some episodes: check the sign of the loss first.")
+        ratio = variance_ratio({k: v / scales[:, None] for k, v in got.items()})
+        reference_ratio = variance_ratio(expected)
         passed = ratio <= self.max_ratio
         text = (f"Variance of the per-episode gradient with the baseline / without it: {ratio:.3f} over "
-                f"{self.episodes} episodes (needed ≤ {self.max_ratio}).")
+                f"{self.episodes} episodes (needed ≤ {self.max_ratio}; the reference gets {reference_ratio:.3f}).")
         if not passed:
-            text += (" The baseline should be subtracted from the returns before they weight the log-probabilities"
+            text += (" The baseline should be subtracted from the returns before they weight the log-probabilities."
                      if ratio > 1 else " The baseline barely changes the gradient: is it used?")
         return self.result(passed, text, variance_ratio=ratio)
 
 
 def variance_ratio(gradients: dict) -> float:
+    """Total variance (trace of the covariance) of the baselined per-episode gradients over that of the plain ones."""
     plain = np.asarray(gradients["plain"], dtype=float)
     baselined = np.asarray(gradients["baselined"], dtype=float)
     total = plain.var(axis=0).sum()

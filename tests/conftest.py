@@ -1,0 +1,68 @@
+"""Fixtures: the course, and submissions built from the committed release the way a student would fill it in."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import config
+from autograder.notebook import graded_cells
+
+CATALOGUE = Path(__file__).parent / "catalogue"
+MARKER_LINE = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$\n?", re.MULTILINE)
+
+
+@pytest.fixture(scope="session")
+def course():
+    return config.load()
+
+
+@pytest.fixture(scope="session")
+def assignment(course):
+    return course.assignment("week03_policy_gradients")
+
+
+def reference_answers(assignment) -> dict[str, str]:
+    """What a student who solved everything types into each graded cell: the source cell without markers."""
+    source = nbformat.read(assignment.source, as_version=4)
+    return {name: MARKER_LINE.sub("", cells[-1].source) for name, cells in graded_cells(source).items()
+            if name in assignment.graded_cells}
+
+
+def fill_release(assignment, path: Path, answers: dict[str, str] | None = None, blank: tuple = ()) -> Path:
+    """Write the release with every graded cell answered by the reference, except ``answers`` and ``blank`` ones."""
+    nb = nbformat.read(assignment.release, as_version=4)
+    filled = reference_answers(assignment) | (answers or {})
+    for name, cells in graded_cells(nb).items():
+        if name in filled and name not in blank:
+            cells[-1].source = filled[name]
+    nbformat.write(nb, path)
+    return path
+
+
+def load_variant(path: Path) -> tuple[dict[str, str], list[str], str]:
+    """A catalogue file: (function sources by name, checks it must fail, hint the feedback must contain)."""
+    text = path.read_text()
+    tree = ast.parse(text)
+    functions = {node.name: ast.get_source_segment(text, node) for node in tree.body
+                 if isinstance(node, ast.FunctionDef)}
+    constants = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)}
+    return functions, constants.get("FAILS", []), constants.get("HINT", "")
+
+
+def checks_touching(assignment, functions) -> set[str]:
+    return {c.name for c in assignment.checks if set(c.functions) & set(functions)}
+
+
+def results_by_name(report) -> dict:
+    return {r.name: r for r in report.results}
+
+
+def read_results(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

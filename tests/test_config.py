@@ -1,0 +1,43 @@
+"""course.toml: the repo's file loads, and every kind of mistake in it is reported with its dotted key."""
+
+import pytest
+
+from autograder import config
+from autograder.__main__ import main
+
+TEXT = config.DEFAULT_CONFIG.read_text()
+
+
+def load_with(tmp_path, old, new):
+    assert old in TEXT
+    path = tmp_path / "course.toml"
+    path.write_text(TEXT.replace(old, new, 1))
+    return config.load(path)
+
+
+def test_repo_config_loads(course, assignment):
+    assert course.id == "ENN585"
+    assert assignment.source.exists() and assignment.release.exists()
+    assert sum(c.points for c in assignment.checks) > 0
+
+
+@pytest.mark.parametrize("old, new, key", [
+    ("min_passing = 4", "min_passing = 9", "checks.bandit_table_learns: min_passing"),
+    ("random_cases = 30", "random_casez = 30", "checks.policy_gradient_update_exact.random_casez"),
+    ("[assignments.week03_policy_gradients.checks.pg_loss_exact]",
+     "[assignments.week03_policy_gradients.checks.pg_loss_exakt]", "checks.pg_loss_exakt"),
+    ("cell_timeout = 120", "cell_timeout = -1", "week03_policy_gradients.cell_timeout"),
+    ('setup_cell = "setup"', "", "week03_policy_gradients.setup_cell is missing"),
+    ("points = 3", "points = -3", "policy_gradient_update_exact: points"),
+    ('"pg_loss", ', "", "needs `pg_loss`"),
+])
+def test_errors_name_the_key(tmp_path, old, new, key):
+    with pytest.raises(config.ConfigError, match=key.replace(".", r"\.")):
+        load_with(tmp_path, old, new)
+
+
+def test_cli_reports_config_errors_with_exit_2(tmp_path, capsys):
+    path = tmp_path / "course.toml"
+    path.write_text(TEXT.replace("min_passing = 4", "min_passing = 0", 1))
+    assert main(["--config", str(path), "grade", "x.ipynb"]) == 2
+    assert "min_passing" in capsys.readouterr().err

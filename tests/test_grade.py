@@ -1,0 +1,82 @@
+"""End to end: the reference gets full marks, the blank release 0, and broken notebooks a grade with a message."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder.grade import grade
+from tests.conftest import fill_release, read_results, results_by_name
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_reference_gets_full_marks_and_blank_release_zero(assignment, tmp_path):
+    """Through the command line, as CI and Gradescope call it: exit 0, a Gradescope results.json."""
+    reference = fill_release(assignment, tmp_path / "reference.ipynb")
+    for path, out in ((reference, tmp_path / "ref.json"), (assignment.release, tmp_path / "blank.json")):
+        proc = run_cli("grade", str(path), "--results", str(out))
+        assert proc.returncode == 0, proc.stderr
+    ref, blank = read_results(tmp_path / "ref.json"), read_results(tmp_path / "blank.json")
+    total = sum(c.points for c in assignment.checks)
+    assert ref["score"] == total and len(ref["tests"]) == len(assignment.checks)
+    assert all(t["status"] == "passed" and t["score"] == t["max_score"] for t in ref["tests"]), ref["tests"]
+    assert blank["score"] == 0
+    for test in blank["tests"]:
+        assert test["status"] == "failed" and test["score"] == 0
+        assert "not implemented yet" in test["output"], test["output"]
+    for test in ref["tests"] + blank["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "status", "output"}
+
+
+def test_source_notebook_itself_gets_full_marks(assignment):
+    report = grade(assignment.source, assignment, only={"policy_gradient_update_exact", "pg_loss_exact"})
+    assert report.score == report.max_score, [r.output for r in report.results]
+
+
+def test_broken_cell_costs_only_its_own_checks(assignment, tmp_path):
+    path = fill_release(assignment, tmp_path / "s.ipynb", {"pg_loss": "def pg_loss(action_probs, action, reward:\n"})
+    results = results_by_name(grade(path, assignment, only={"pg_loss_exact", "discounted_returns_exact"}))
+    assert results["pg_loss_exact"].score == 0
+    assert "SyntaxError" in results["pg_loss_exact"].output
+    assert results["discounted_returns_exact"].passed
+
+
+def test_deleted_graded_cell_is_named(assignment, tmp_path):
+    path = fill_release(assignment, tmp_path / "s.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "discounted_returns"]
+    nbformat.write(nb, path)
+    results = results_by_name(grade(path, assignment, only={"discounted_returns_exact", "reinforce_loss_exact"}))
+    assert results["discounted_returns_exact"].score == 0
+    assert "missing from the notebook" in results["discounted_returns_exact"].output
+    assert results["reinforce_loss_exact"].passed
+
+
+def test_renamed_function_is_not_found(assignment, tmp_path):
+    path = fill_release(assignment, tmp_path / "s.ipynb", {"pg_loss": "def my_loss(p, a, r):\n    return -r * p[a].log()\n"})
+    results = results_by_name(grade(path, assignment, only={"pg_loss_exact"}))
+    assert results["pg_loss_exact"].score == 0
+    assert "`pg_loss` is not defined" in results["pg_loss_exact"].output
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("this is not json", "not valid JSON"),
+    (json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}), "format version 3"),
+    (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "another assignment"),
+])
+def test_unreadable_submission_gets_zero_with_a_message(assignment, tmp_path, content, message):
+    path = tmp_path / "bad.ipynb"
+    path.write_text(content)
+    out = tmp_path / "results.json"
+    proc = run_cli("grade", str(path), "--results", str(out))
+    assert proc.returncode == 0, proc.stderr
+    results = read_results(out)
+    assert results["score"] == 0 and len(results["tests"]) == len(assignment.checks)
+    assert all(message in t["output"] for t in results["tests"]), results["tests"][0]["output"]

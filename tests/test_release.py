@@ -1,0 +1,43 @@
+"""release/ is what nbgrader makes of source/ today, and it holds no solution line, marker or output."""
+
+import nbformat
+
+from autograder.release import generate, is_stale, leaks, solution_lines
+
+
+def test_committed_release_is_in_sync(course, assignment):
+    assert is_stale(course, assignment) == [], "run: .venv/bin/python -m autograder release"
+
+
+def test_release_has_no_solutions(assignment):
+    assert leaks(assignment.source, assignment.release) == []
+    assert len(solution_lines(assignment.source)) > 10
+
+
+def test_leak_check_catches_a_pasted_solution_line(assignment, tmp_path):
+    nb = nbformat.read(assignment.release, as_version=4)
+    leaked = sorted(solution_lines(assignment.source))[0]
+    nb.cells[-1].source += "\n" + leaked
+    path = tmp_path / "leaky.ipynb"
+    nbformat.write(nb, path)
+    assert any(leaked in problem for problem in leaks(assignment.source, path))
+
+
+def test_graded_cells_keep_signature_and_docstring(assignment):
+    release = nbformat.read(assignment.release, as_version=4)
+    for name in assignment.graded_cells:
+        cell = next(c for c in release.cells if c.metadata["nbgrader"].get("grade_id") == name)
+        assert cell.source.startswith(f"def {name}(") and '"""' in cell.source
+        assert "raise NotImplementedError()" in cell.source
+        assert cell.metadata["nbgrader"]["solution"] is True
+
+
+def test_locked_cells_carry_nbgrader_checksums(assignment):
+    release = nbformat.read(assignment.release, as_version=4)
+    setup = next(c for c in release.cells if c.metadata["nbgrader"].get("grade_id") == assignment.setup_cell)
+    assert setup.metadata["nbgrader"]["locked"] and setup.metadata["nbgrader"].get("checksum")
+
+
+def test_generate_into_a_fresh_folder(course, assignment, tmp_path):
+    path = generate(course, assignment, tmp_path)
+    assert path.exists() and not list(path.parent.glob("*.py"))
