@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -59,6 +60,7 @@ def cmd_calibrate(course, args) -> int:
     from autograder.results import write_json
 
     saved: dict[str, list[float]] = {}
+    bounds: list[float] = []
     assignment = course.assignment(args.assignment)
     for variant in [None, *args.variant]:
         label = f"variant {variant}" if variant else "the reference"
@@ -66,6 +68,11 @@ def cmd_calibrate(course, args) -> int:
         for calibration in calibrate(assignment, args.seeds, variant=variant, jobs=args.jobs):
             print(calibration.report(), flush=True)
             saved[calibration.check] = calibration.metrics
+            bounds.append(calibration.false_fail_bound)
+        if variant is None:
+            whole = 1 - math.prod(1 - b for b in bounds)
+            print(f"whole grade: a correct submission loses behaviour points with probability ≤ {whole:.2e} "
+                  "(union of the checks' 95% bounds)", flush=True)
     if args.save:
         write_json(Path(args.save), saved)
     return 0

@@ -51,6 +51,11 @@ class Calibration:
     def passes(self) -> int:
         return sum(m >= self.threshold for m in self.metrics)
 
+    @property
+    def false_fail_bound(self) -> float:
+        """False-fail probability of the k-of-n rule at the 95 % lower bound of the per-seed pass rate."""
+        return binom_cdf_below(self.k, self.n, clopper_pearson_lower(self.passes, len(self.metrics)))
+
     def report(self) -> str:
         m = np.asarray(self.metrics)
         trials = len(m)
@@ -62,7 +67,7 @@ class Calibration:
                 f"  threshold {self.threshold}: per-seed pass rate {p:.4f} ({self.passes}/{trials}; 95% lower bound "
                 f"{p_low:.4f})\n"
                 f"  rule {self.k} of {self.n}: false-fail probability {binom_cdf_below(self.k, self.n, p):.2e} at the "
-                f"measured rate, ≤ {binom_cdf_below(self.k, self.n, p_low):.2e} at the lower bound")
+                f"measured rate, ≤ {self.false_fail_bound:.2e} at the lower bound")
 
 
 def _init_worker() -> None:
