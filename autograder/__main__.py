@@ -43,14 +43,14 @@ def cmd_demo(course, args) -> int:
 
     cmd_release(course, args)
     out = Path(args.out or tempfile.mkdtemp(prefix="autograder-demo-"))
-    rows = []
     for assignment in course.assignments.values():
-        for label, path in (("reference (source)", assignment.source), ("blank release", assignment.release)):
+        rows = []
+        for label, path in (("reference", assignment.source), ("blank", assignment.release)):
             print(f"grading {label}: {path.relative_to(course.root)} ...", flush=True)
             report = grade(path, assignment)
-            write_json(out / f"{assignment.id}-{label.split()[0]}.json", gradescope(report))
-            rows.append((f"{assignment.id} {label}", report))
-    print("\n" + table(rows))
+            write_json(out / f"{assignment.id}-{label}.json", gradescope(report))
+            rows.append((label, report))
+        print(f"\n{assignment.title}: reference = the source notebook, blank = the untouched release\n" + table(rows))
     print(f"\nresults.json files: {out}")
     return 0
 

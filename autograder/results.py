@@ -56,14 +56,20 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def table(rows: list[tuple[str, Report]]) -> str:
-    """A score table: one row per graded notebook, one column per check."""
+    """A score table: one row per check, one column per graded notebook."""
     if not rows:
         return ""
-    names = [r.name for r in rows[0][1].results]
-    label = max(len(name) for name, _ in rows)
-    header = f"{'submission':<{label}}  " + "  ".join(names) + "  total"
-    out = [header, "-" * len(header)]
-    for name, report in rows:
-        cells = "  ".join(f"{f'{r.score:g}/{r.max_score:g}':>{len(r.name)}}" for r in report.results)
-        out.append(f"{name:<{label}}  {cells}  {report.score:g}/{report.max_score:g}  ({report.seconds:.1f} s)")
-    return "\n".join(out)
+    checks = rows[0][1].results
+    width = max(len(r.name) for r in checks + [rows[0][1].results[0]]) + 2
+    cols = [max(len(label), 8) + 2 for label, _ in rows]
+    lines = [f"{'check':<{width}}{'points':>8}" + "".join(f"{label:>{w}}" for (label, _), w in zip(rows, cols))]
+    lines.append("-" * len(lines[0]))
+    for i, check in enumerate(checks):
+        lines.append(f"{check.name:<{width}}{check.max_score:>8g}" + "".join(
+            f"{report.results[i].score:>{w}g}" for (_, report), w in zip(rows, cols)))
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'total':<{width}}{rows[0][1].max_score:>8g}" + "".join(
+        f"{report.score:>{w}g}" for (_, report), w in zip(rows, cols)))
+    lines.append(f"{'seconds':<{width}}{'':>8}" + "".join(
+        f"{report.seconds:>{w}.1f}" for (_, report), w in zip(rows, cols)))
+    return "\n".join(lines)
