@@ -22,16 +22,23 @@ def cmd_release(course, args) -> int:
 
 
 def cmd_grade(course, args) -> int:
+    """Grade one notebook. results.json is written whatever happens: a grade, or an error entry for staff."""
     from autograder.grade import grade
-    from autograder.results import gradescope, table, write_json
+    from autograder.results import error_results, gradescope, table, write_json
 
     assignment = course.assignment(args.assignment)
-    report = grade(Path(args.submission), assignment)
+    try:
+        report = grade(Path(args.submission), assignment)
+    except Exception as exc:
+        write_json(Path(args.results), error_results(assignment, exc))
+        raise
     write_json(Path(args.results), gradescope(report))
     print(table([(Path(args.submission).name, report)]))
     for result in report.results:
         if not result.passed:
             print(f"\n✗ {result.title}\n  " + result.output.replace("\n", "\n  "))
+    for note in report.notes:
+        print(f"\nnote: {note}")
     print(f"\nresults: {args.results}")
     return 0
 

@@ -20,13 +20,23 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What the notebook's process may use while it is graded (course.toml: ``[assignments.<id>.limits]``)."""
+
+    cell_seconds: float  # wall clock for one graded cell, or for one check with all its seeds
+    submission_seconds: float  # wall clock for the whole submission
+    memory_mb: float  # address space of the notebook's process (RLIMIT_AS)
+    cpu_seconds: float  # CPU time of one notebook process (RLIMIT_CPU); a restarted one starts afresh
+    output_kb: float  # printed text kept per cell; the rest is dropped
+
+
+@dataclass(frozen=True)
 class Assignment:
     id: str
     title: str
     notebook: str
     setup_cell: str
-    cell_timeout: float
-    submission_timeout: float
+    limits: Limits
     graded_cells: tuple[str, ...]
     checks: tuple = field(default=())
     root: Path = ROOT
@@ -116,8 +126,8 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             title=_take(table, "title", str, where),
             notebook=_take(table, "notebook", str, where),
             setup_cell=_take(table, "setup_cell", str, where),
-            cell_timeout=_take(table, "cell_timeout", float, where),
-            submission_timeout=_take(table, "submission_timeout", float, where),
+            limits=Limits(**{f.name: _take(table.get("limits", {}), f.name, float, f"{where}.limits")
+                             for f in fields(Limits)}),
             graded_cells=graded,
             checks=checks,
             root=path.parent,

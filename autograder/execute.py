@@ -1,13 +1,17 @@
-"""A fresh Jupyter kernel (nbclient) for one submission, in a temporary directory, with per-cell timeouts.
+"""A fresh Jupyter kernel (nbclient) for one submission, in a temporary directory, under limits.
 
-Student code only ever runs in this kernel. A cell that times out or kills the kernel ends with a status, never an
-exception: the kernel is killed and a new one started, so the grader can replay the definitions and go on with the
-next check.
+Student code only ever runs in this kernel. Its process gets an address-space, CPU-time and file-size limit
+(``resource.setrlimit`` before exec), threads pinned to one, and no more than ``output_kb`` of printed text per cell is
+kept. A cell that times out or kills the kernel ends with a status, never an exception: the kernel's whole process
+group is killed and a new kernel started, so the grader can replay the definitions and go on with the next check.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import resource
+import signal
 import subprocess
 import tempfile
 import time
@@ -43,12 +47,40 @@ def kernel_env() -> dict:
     return env
 
 
-class KernelSession:
-    """``with KernelSession(timeout) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel."""
+def _limit_child(limits) -> None:
+    """Runs in the kernel's process between fork and exec."""
+    memory = int(limits.memory_mb) << 20
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(limits.cpu_seconds)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    def __init__(self, cell_timeout: float):
-        self.cell_timeout = cell_timeout
+
+class CappedClient(NotebookClient):
+    """Keeps at most ``output_bytes`` of stream text per cell and drops the rest, noting that it did."""
+
+    output_bytes = 256 << 10
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "stream":
+            kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
+            room = self.output_bytes - kept
+            if room <= 0:
+                return None
+            text = msg["content"]["text"]
+            if len(text) > room:
+                msg["content"]["text"] = text[:room] + "\n[output truncated by the grader]\n"
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class KernelSession:
+    """``with KernelSession(limits) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel."""
+
+    def __init__(self, limits):
+        self.limits = limits
         self.restarts = 0
+        self.pids: list[int] = []
 
     def __enter__(self) -> KernelSession:
         self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")
@@ -61,20 +93,27 @@ class KernelSession:
 
     def _start(self) -> None:
         self.nb = nbformat.v4.new_notebook()
-        self.client = NotebookClient(self.nb, timeout=int(self.cell_timeout), kernel_name="python3",
-                                     allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
-                                     resources={"metadata": {"path": self._tmp.name}})
+        self.client = CappedClient(self.nb, timeout=int(self.limits.cell_seconds), kernel_name="python3",
+                                   allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
+                                   resources={"metadata": {"path": self._tmp.name}})
+        self.client.output_bytes = int(self.limits.output_kb * 1024)
         self.client.km = self.client.create_kernel_manager()
-        self.client.start_new_kernel(env=kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client.start_new_kernel(env=kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=functools.partial(_limit_child, self.limits))
         self.client.start_new_kernel_client()
+        self.pids.append(self.client.km.provisioner.pid)
 
     def _stop(self) -> None:
+        """Kill the kernel's whole process group (it is a session leader), then let nbclient clean up."""
+        pid = self.pids[-1]
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         try:
             self.client._cleanup_kernel()
-        except Exception:  # noqa: BLE001 - a kernel that is already gone is what we want
-            km = getattr(self.client, "km", None)
-            if km is not None and km.has_kernel:
-                km.provisioner.kill()
+        except Exception:  # noqa: BLE001, S110 - the kernel is gone, which is what we want
+            pass
 
     def restart(self) -> None:
         self._stop()
@@ -84,7 +123,7 @@ class KernelSession:
     def run(self, code: str, timeout: float | None = None) -> CellRun:
         cell = nbformat.v4.new_code_cell(code)
         self.nb.cells.append(cell)
-        self.client.timeout = int(timeout or self.cell_timeout)
+        self.client.timeout = max(1, int(timeout or self.limits.cell_seconds))
         start = time.monotonic()
         try:
             self.client.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -19,7 +19,8 @@ import nbformat
 from autograder.checks import CheckResult
 from autograder.execute import KernelSession
 from autograder.harness import MIME
-from autograder.notebook import SubmissionError, cell_source, graded_cells, read_submission, reference_functions
+from autograder.notebook import (SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission,
+                                 reference_functions)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Report:
     results: list[CheckResult]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
 
     @property
     def score(self) -> float:
@@ -54,7 +56,7 @@ class Definitions:
         self.problems: dict[str, str] = {}
         self.skip: set[str] = set()
 
-    def run(self, kernel: KernelSession) -> None:
+    def run(self, kernel: KernelSession, deadline: float) -> None:
         setup = kernel.run(self.setup)
         if setup.status != "ok":
             raise RuntimeError(f"the instructor's setup cell failed in the grading kernel: {first_line(setup.error)}")
@@ -63,9 +65,9 @@ class Definitions:
                 self.problems[name] = (f"The graded cell `{name}` is missing from the notebook (no cell has nbgrader "
                                        f"grade_id '{name}'). Was it deleted? Copy it back from the release.")
                 continue
-            if name in self.skip:
+            if name in self.skip or deadline - time.monotonic() < 1:
                 continue
-            run = kernel.run(cells[-1].source)
+            run = kernel.run(cells[-1].source, timeout=min(kernel.limits.cell_seconds, deadline - time.monotonic()))
             if run.status == "error":
                 self.problems[name] = f"Your `{name}` cell failed to run: {first_line(run.error)}"
             elif run.status in ("timeout", "died"):
@@ -74,7 +76,7 @@ class Definitions:
                                        "; a graded cell should only define the function.")
                 self.skip.add(name)
                 kernel.restart()
-                self.run(kernel)
+                self.run(kernel, deadline)
                 return
 
 
@@ -115,29 +117,30 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
     """Grade the notebook at ``path``; ``only`` restricts grading to the named checks."""
     start = time.monotonic()
     checks = [c for c in assignment.checks if only is None or c.name in only]
-    deadline = start + assignment.submission_timeout
+    deadline = start + assignment.limits.submission_seconds
     reference = reference_functions(assignment)
     try:
         submission = read_submission(path, assignment)
     except SubmissionError as exc:
         results = [check.result(False, str(exc)) for check in checks]
         return Report(assignment.id, str(path), results, time.monotonic() - start, [str(exc)])
+    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
     definitions = Definitions(assignment, submission)
     results = []
-    with KernelSession(assignment.cell_timeout) as kernel:
-        definitions.run(kernel)
+    with KernelSession(assignment.limits) as kernel:
+        definitions.run(kernel, deadline)
         for check in checks:
             remaining = deadline - time.monotonic()
             if remaining < 1:
                 results.append(check.result(False, "Not run: grading this submission used up its time limit "
-                                                   f"({assignment.submission_timeout:.0f} s)."))
+                                                   f"({assignment.limits.submission_seconds:.0f} s)."))
                 continue
             cases = check.cases(reference)
-            run = kernel.run(probe_code(check, cases), timeout=min(assignment.cell_timeout, remaining))
+            run = kernel.run(probe_code(check, cases), timeout=min(assignment.limits.cell_seconds, remaining))
             result = judge_run(check, cases, run, reference)
-            if run.status in ("timeout", "died"):
+            if run.status in ("timeout", "died") and deadline - time.monotonic() > 1:
                 kernel.restart()
-                definitions.run(kernel)
+                definitions.run(kernel, deadline)
             problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
             if problems and not result.passed:
                 result = CheckResult(result.name, result.title, result.score, result.max_score,
@@ -145,6 +148,11 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
             results.append(result)
         restarts = kernel.restarts
     notes = sorted(set(definitions.problems.values()))
+    if locked:
+        notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
+                     "read-only code, not your copy, so this does not change your score; a teacher may look at it.")
     if restarts:
         notes.append(f"The grading kernel was restarted {restarts} time(s).")
-    return Report(assignment.id, str(path), results, time.monotonic() - start, notes)
+    return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
+                  {"locked_cells_changed": locked, "kernel_restarts": restarts,
+                   "settings": {c.name: asdict(c) for c in checks}})

@@ -97,7 +97,7 @@ def call_pg_loss(fn, case: dict) -> dict:
     loss = scalar_loss(fn(probs, case["action"], case["reward"]), "the network's parameters")
     loss.backward()
     grads = [p.grad.ravel().tolist() if p.grad is not None else [0.0] * p.numel() for p in net.parameters()]
-    return {"loss": float(loss), "grad": [g for layer in grads for g in layer]}
+    return {"loss": float(loss.detach()), "grad": [g for layer in grads for g in layer]}
 
 
 def call_returns(fn, case: dict) -> dict:
@@ -117,7 +117,7 @@ def call_reinforce_loss(fn, case: dict) -> dict:
                   else baseline)
     loss = scalar_loss(loss, "the log-probabilities")
     (grad,) = torch.autograd.grad(loss, log_probs, allow_unused=True)
-    return {"loss": float(loss), "grad": (torch.zeros_like(log_probs) if grad is None else grad).tolist()}
+    return {"loss": float(loss.detach()), "grad": (torch.zeros_like(log_probs) if grad is None else grad).tolist()}
 
 
 # --------------------------------------------------------------------------------------------- behaviour drivers

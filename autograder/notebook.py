@@ -53,6 +53,27 @@ def graded_cells(nb) -> dict[str, list]:
     return cells
 
 
+def locked_cell_changes(submission, release) -> list[str]:
+    """Locked cells of the release that the submission edited or deleted, judged by nbgrader's own checksums.
+
+    The grader never runs the student's copies of locked cells (it uses the instructor's ``setup`` cell), so an edit
+    cannot change a grade; it is reported so that a person can look, and nothing is silently restored.
+    """
+    from nbgrader.utils import compute_checksum
+
+    theirs = graded_cells(submission)
+    changes = []
+    for grade_id, cells in graded_cells(release).items():
+        meta = cells[0].metadata["nbgrader"]
+        if not meta.get("locked") or meta.get("solution") or "checksum" not in meta:
+            continue
+        if grade_id not in theirs:
+            changes.append(f"locked cell '{grade_id}' was deleted")
+        elif any(compute_checksum(c) != meta["checksum"] for c in theirs[grade_id]):
+            changes.append(f"locked cell '{grade_id}' was edited")
+    return changes
+
+
 def cell_source(nb, grade_id: str) -> str:
     cells = graded_cells(nb).get(grade_id)
     if not cells:
