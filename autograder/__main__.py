@@ -28,7 +28,7 @@ def cmd_grade(course, args) -> int:
 
     assignment = course.assignment(args.assignment)
     try:
-        report = grade(Path(args.submission), assignment)
+        report = grade(Path(args.submission), assignment, only=set(args.check) or None)
     except Exception as exc:
         write_json(Path(args.results), error_results(assignment, exc))
         raise
@@ -40,6 +40,17 @@ def cmd_grade(course, args) -> int:
     for note in report.notes:
         print(f"\nnote: {note}")
     print(f"\nresults: {args.results}")
+    return 0
+
+
+def cmd_grade_all(course, args) -> int:
+    from autograder.batch import grade_all
+
+    assignment = course.assignment(args.assignment)
+    csv_path = grade_all(Path(args.directory), assignment, Path(args.config), out=args.out and Path(args.out),
+                         jobs=args.jobs, regrade=args.regrade, only=args.check)
+    print((csv_path.parent / f"summary-{assignment.id}.txt").read_text())
+    print(f"grades: {csv_path}")
     return 0
 
 
@@ -95,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     grade = sub.add_parser("grade", help="grade one submission notebook; exits 0 whenever a grade was written")
     grade.add_argument("submission")
     grade.add_argument("--results", default="results.json", help="where to write Gradescope's results.json")
-    grade.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
+    batch = sub.add_parser("grade-all", help="grade nbgrader's submitted/<student>/<assignment>/ in parallel")
+    batch.add_argument("directory", help="the course directory, or its submitted/ folder")
+    batch.add_argument("--out", help="where results go (default: autograded/ beside submitted/)")
+    batch.add_argument("--jobs", type=int, default=None, help="students graded at once (default: all cores)")
+    batch.add_argument("--regrade", action="store_true", help="grade again students that already have results")
+    for command in (grade, batch):
+        command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
+        command.add_argument("--check", action="append", default=[], help="grade only this check (repeatable)")
     cal = sub.add_parser("calibrate", help="pass rates and false-fail rates of the behaviour checks")
     cal.add_argument("--seeds", type=int, default=200, help="reference seeds per check (default 200)")
     cal.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
@@ -109,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as exc:
         print(f"course.toml: {exc}", file=sys.stderr)
         return 2
-    return {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "calibrate": cmd_calibrate}[args.command](
-        course, args)
+    commands = {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "grade-all": cmd_grade_all,
+                "calibrate": cmd_calibrate}
+    return commands[args.command](course, args)
 
 
 if __name__ == "__main__":

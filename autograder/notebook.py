@@ -15,6 +15,9 @@ class SubmissionError(Exception):
 
 def read_submission(path: Path, assignment) -> nbformat.NotebookNode:
     """Read a submission as nbformat 4, or raise SubmissionError with a message a student can act on."""
+    if not Path(path).exists():
+        raise SubmissionError(f"No file {Path(path).name} was submitted. Submit the released {assignment.notebook} "
+                              "with your answers.")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

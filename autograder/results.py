@@ -54,15 +54,18 @@ def summary(report: Report) -> str:
     return "\n".join(lines + report.notes)
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a reader sees the old file or the new one, never half of one."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write atomically: a reader, or a batch killed mid-write, sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, allow_nan=False)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 def table(rows: list[tuple[str, Report]]) -> str:

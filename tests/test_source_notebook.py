@@ -14,8 +14,9 @@ def test_source_has_no_outputs(assignment):
 
 def test_source_runs_top_to_bottom_without_stderr(assignment, tmp_path):
     nb = nbformat.read(assignment.source, as_version=4)
+    env = {k: v for k, v in kernel_env().items() if k != "MPLBACKEND"}  # inline plots, as a student sees them
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(
-        env=kernel_env())
+        env=env)
     outputs = [(c.get("id"), o) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [cid for cid, o in outputs if o.output_type == "error"]
     assert not [(cid, o.text[:200]) for cid, o in outputs if o.output_type == "stream" and o.name == "stderr"]
