@@ -1,6 +1,7 @@
 """A fresh Jupyter kernel (nbclient) for one submission, in a temporary directory, under limits.
 
-Student code only ever runs in this kernel. Its process gets an address-space, CPU-time and file-size limit
+Student code only ever runs in this kernel. Where Linux allows it, the kernel runs in a filesystem jail
+(``sandbox.py``: everything read-only, the reference solutions hidden). Its process gets an address-space, CPU-time and file-size limit
 (``resource.setrlimit`` before exec), threads pinned to one, and no more than ``output_kb`` of printed text per cell is
 kept. A cell that times out or kills the kernel ends with a status, never an exception: the kernel's whole process
 group is killed and a new kernel started, so the grader can replay the definitions and go on with the next check.
@@ -21,6 +22,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from autograder import sandbox
 
 PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -47,8 +50,10 @@ def kernel_env() -> dict:
     return env
 
 
-def _limit_child(limits) -> None:
-    """Runs in the kernel's process between fork and exec."""
+def _limit_child(limits, hidden: list[str], writable: list[str]) -> None:
+    """Runs in the kernel's process between fork and exec: the jail (if any), then the resource limits."""
+    if writable:
+        sandbox.enter(hidden, writable)
     memory = int(limits.memory_mb) << 20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     cpu = int(limits.cpu_seconds)
@@ -77,8 +82,10 @@ class CappedClient(NotebookClient):
 class KernelSession:
     """``with KernelSession(limits) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel."""
 
-    def __init__(self, limits):
+    def __init__(self, limits, hidden: list[Path] = ()):
         self.limits = limits
+        self.hidden = [str(p) for p in hidden]
+        self.jailed = sandbox.available()
         self.restarts = 0
         self.pids: list[int] = []
 
@@ -98,8 +105,11 @@ class KernelSession:
                                    resources={"metadata": {"path": self._tmp.name}})
         self.client.output_bytes = int(self.limits.output_kb * 1024)
         self.client.km = self.client.create_kernel_manager()
-        self.client.start_new_kernel(env=kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=functools.partial(_limit_child, self.limits))
+        env = kernel_env()
+        writable = [self._tmp.name] if self.jailed else []
+        env.update(HOME=self._tmp.name, IPYTHONDIR=f"{self._tmp.name}/.ipython", MPLCONFIGDIR=f"{self._tmp.name}/.mpl")
+        self.client.start_new_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=functools.partial(_limit_child, self.limits, self.hidden, writable))
         self.client.start_new_kernel_client()
         self.pids.append(self.client.km.provisioner.pid)
 

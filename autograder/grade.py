@@ -127,7 +127,7 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
     locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
     definitions = Definitions(assignment, submission)
     results = []
-    with KernelSession(assignment.limits) as kernel:
+    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
         definitions.run(kernel, deadline)
         for check in checks:
             remaining = deadline - time.monotonic()
@@ -146,7 +146,7 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
                 result = CheckResult(result.name, result.title, result.score, result.max_score,
                                      "\n".join(problems + [result.output]), result.data)
             results.append(result)
-        restarts = kernel.restarts
+        restarts, jailed = kernel.restarts, kernel.jailed
     notes = sorted(set(definitions.problems.values()))
     if locked:
         notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
@@ -154,5 +154,5 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
     if restarts:
         notes.append(f"The grading kernel was restarted {restarts} time(s).")
     return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
-                  {"locked_cells_changed": locked, "kernel_restarts": restarts,
+                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "sandbox": jailed,
                    "settings": {c.name: asdict(c) for c in checks}})

@@ -148,3 +148,34 @@ def test_grade_command_writes_results_even_when_the_grader_fails(assignment, tmp
     assert proc.returncode != 0
     data = json.loads(out.read_text())
     assert data["score"] == 0 and data["tests"][0]["name"] == "Autograder error"
+
+
+def test_jail_hides_the_reference_and_protects_the_disk(strict, tmp_path):
+    """Copying the reference from disk, or writing to the grader or elsewhere, fails inside the kernel."""
+    from autograder import sandbox
+
+    if not sandbox.available():
+        pytest.skip("this machine does not allow mount and user namespaces; kernels run without the jail")
+    victim = tmp_path / "other-student-results.json"
+    victim.write_text('{"score": 7}')
+    code = f'''def pg_loss(action_probs, action, reward):
+    import json
+    for target in ({str(victim)!r}, {str(strict.root / "autograder" / "pwned.py")!r}):
+        try:
+            open(target, "w").write("0")
+        except OSError:
+            pass
+    try:
+        cells = json.load(open({str(strict.source)!r}))["cells"]
+        code = next("".join(c["source"]) for c in cells if c["metadata"]["nbgrader"].get("grade_id") == "pg_loss")
+        namespace = {{"torch": torch}}
+        exec(code, namespace)
+        return namespace["pg_loss"](action_probs, action, reward)
+    except OSError:
+        return -reward * action_probs[action]
+'''
+    report = grade(fill_release(strict, tmp_path / "s.ipynb", {"pg_loss": code}), strict, only={"pg_loss_exact"})
+    assert report.extra["sandbox"] is True
+    assert report.score == 0, "the reference could be read from disk"
+    assert victim.read_text() == '{"score": 7}'
+    assert not (strict.root / "autograder" / "pwned.py").exists()
