@@ -439,22 +439,14 @@ class BanditTableLearns(ConvergenceCheck):
 
 
 @dataclass(frozen=True)
-class BanditNetworkLearns(ConvergenceCheck):
+class BanditNetworkLearns(BanditTableLearns):
+    """The same bandit and metric, with the lecture's policy network trained on ``pg_loss`` by Adam."""
+
     title: ClassVar[str] = "pg_loss trains the policy network on the bandit"
     functions: ClassVar[tuple[str, ...]] = ("pg_loss",)
     driver: ClassVar[str] = "bandit_network_run"
-    metric_name: ClassVar[str] = "P(L) after the last step"
     lr: float = 1.0
     steps: int = 100
-
-    def settings(self):
-        return {"lr": self.lr, "steps": self.steps}
-
-    def metric(self, data):
-        return float(data["p_left"][-1])
-
-    def hint(self, metrics):
-        return BanditTableLearns.hint(self, metrics)  # same environment, same symptoms
 
 
 @dataclass(frozen=True)

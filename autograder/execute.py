@@ -10,6 +10,7 @@ group is killed and a new kernel started, so the grader can replay the definitio
 from __future__ import annotations
 
 import functools
+import json
 import os
 import resource
 import signal
@@ -63,12 +64,16 @@ def _limit_child(limits, hidden: list[str], writable: list[str]) -> None:
 
 
 class CappedClient(NotebookClient):
-    """Keeps at most ``output_bytes`` of stream text per cell and drops the rest, noting that it did."""
+    """Keeps at most ``output_bytes`` of stream text per cell, and no rich output over ``display_bytes``."""
 
     output_bytes = 256 << 10
+    display_bytes = 8 << 20  # the largest answer a check sends back is ~100 KB
 
     def output(self, outs, msg, display_id, cell_index):
-        if msg["msg_type"] == "stream":
+        if msg["msg_type"] in ("display_data", "execute_result", "error"):
+            if len(json.dumps(msg["content"], default=str)) > self.display_bytes:
+                return None
+        elif msg["msg_type"] == "stream":
             kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
             room = self.output_bytes - kept
             if room <= 0:

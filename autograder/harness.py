@@ -56,16 +56,20 @@ def network_params(net: nn.Module) -> list:
     return [p.detach().tolist() for p in net.parameters()]
 
 
-def as_vector(value, what: str) -> np.ndarray:
-    """A tensor, array or list of numbers as a float64 numpy array; a clear ContractError otherwise."""
+def as_vector(value, what: str, size: int) -> np.ndarray:
+    """A tensor, array or list of ``size`` numbers as a float64 numpy array; a clear ContractError otherwise."""
     try:
         if isinstance(value, torch.Tensor):
-            return value.detach().cpu().double().numpy()
-        if isinstance(value, (list, tuple)):
-            return np.asarray([float(v) for v in value], dtype=np.float64)
-        return np.asarray(value, dtype=np.float64)
+            array = value.detach().cpu().double().numpy()
+        elif isinstance(value, (list, tuple)):
+            array = np.asarray([float(v) for v in value], dtype=np.float64)
+        else:
+            array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise ContractError(f"{what} must be a tensor, array or list of numbers, got {type(value).__name__}") from exc
+    if array.size != size:
+        raise ContractError(f"{what} must hold {size} numbers, got {array.size} (shape {array.shape})")
+    return array
 
 
 def scalar_loss(loss, inputs: str) -> torch.Tensor:
@@ -86,7 +90,7 @@ def call_update(fn, case: dict) -> dict:
     logits = np.asarray(case["logits"], dtype=np.float64).reshape(case["shape"])
     returned = fn(logits, case["action"], case["reward"], case["lr"])
     result = logits if returned is None else returned
-    value = as_vector(result, "the returned logits")
+    value = as_vector(result, "the returned logits", 3)
     return {"shape": list(value.shape), "logits": value.ravel().tolist(), "in_place": returned is None}
 
 
@@ -101,7 +105,7 @@ def call_pg_loss(fn, case: dict) -> dict:
 
 
 def call_returns(fn, case: dict) -> dict:
-    value = as_vector(fn(list(case["rewards"]), case["gamma"]), "the returns")
+    value = as_vector(fn(list(case["rewards"]), case["gamma"]), "the returns", len(case["rewards"]))
     return {"shape": list(value.shape), "returns": value.ravel().tolist()}
 
 
@@ -139,7 +143,7 @@ def bandit_table_run(fn, case: dict) -> dict:
         _, reward, _, _, _ = env.step(action)
         before = logits.copy()
         returned = fn(before, action, reward, case["lr"])
-        logits = np.clip(as_vector(before if returned is None else returned, "the returned logits"), -100, 100)
+        logits = np.clip(as_vector(before if returned is None else returned, "the returned logits", 3), -100, 100)
         if logits.shape != (3, 1):
             raise ContractError(f"returned logits of shape {logits.shape} for logits of shape (3, 1)")
         p_left.append(float(softmax(logits)[LEFT, 0]))
@@ -186,9 +190,8 @@ def chain_reinforce_run(returns_fn, loss_fn, case: dict) -> dict:
             state, reward, terminated, truncated, _ = env.step(action)
             rewards.append(reward)
             done = terminated or truncated
-        returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns"), dtype=torch.float32)
-        if returns.shape != (len(rewards),):
-            raise ContractError(f"discounted_returns gave shape {tuple(returns.shape)} for {len(rewards)} rewards")
+        returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns", len(rewards)),
+                               dtype=torch.float32).reshape(-1)
         optimiser.zero_grad()
         scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities").backward()
         optimiser.step()

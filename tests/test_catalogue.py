@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grade import grade
+from autograder.release import solution_lines
 from tests.conftest import CATALOGUE, checks_touching, fill_release, load_variant, results_by_name
 
 CORRECT = sorted((CATALOGUE / "correct").glob("*.py"))
@@ -40,6 +41,9 @@ def test_bug_loses_marks_on_the_right_check(assignment, tmp_path, variant):
     if hint:
         exact = next(r for name, r in results.items() if name.endswith("_exact"))
         assert hint in exact.output, exact.output
+    feedback = "\n".join(r.output for r in results.values())
+    leaked = [line for line in solution_lines(assignment.source) if len(line) > 12 and line in feedback]
+    assert not leaked, "feedback quotes the reference solution"
 
 
 def test_catalogue_covers_every_graded_function(assignment):

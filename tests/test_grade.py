@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from autograder.grade import grade
+from autograder.release import solution_lines
 from tests.conftest import fill_release, read_results, results_by_name
 
 
@@ -32,6 +33,8 @@ def test_reference_gets_full_marks_and_blank_release_zero(assignment, tmp_path):
         assert "not implemented yet" in test["output"], test["output"]
     for test in ref["tests"] + blank["tests"]:
         assert set(test) >= {"name", "score", "max_score", "status", "output"}
+    solution = [line for line in solution_lines(assignment.source) if len(line) > 12]
+    assert not [line for line in solution if line in json.dumps(blank)], "feedback quotes the reference solution"
 
 
 def test_source_notebook_itself_gets_full_marks(assignment):
