@@ -192,6 +192,10 @@ class PolicyGradientUpdateExact(ExactCheck):
                 "action": int(rng.integers(3)), "reward": round(float(rng.uniform(-2, 2)), 4),
                 "lr": round(float(rng.uniform(0.05, 1.0)), 4)}
 
+    def show(self, case):
+        return (f"logits={fmt(case['logits'])} of shape {tuple(case['shape'])}, action={case['action']}, "
+                f"reward={case['reward']}, lr={case['lr']}")
+
     def compare(self, case, expected, got):
         if got["shape"] != case["shape"]:
             return f"The logits came back with shape {tuple(got['shape'])}; they must keep the shape " \
