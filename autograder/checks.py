@@ -129,7 +129,8 @@ class ExactCheck(Check):
         case, problem, _ = wrong[0]
         text = f"{len(wrong)} of {len(cases)} cases are wrong. First wrong case: {self.show(case)}.\n{problem}"
         hint = self.diagnose(wrong)
-        return self.result(False, text + (f"\nLikely mistake: {hint}." if hint else ""), wrong_cases=len(wrong))
+        return self.result(False, text + (f"\nLikely mistake: {hint}." if hint else ""), wrong_cases=len(wrong),
+                           wrong=[{"case": self.show(c), "problem": p} for c, p, _ in wrong[:3]])
 
     def diagnose(self, wrong) -> str | None:
         """Name the first known mistake that reproduces every wrong answer."""
@@ -382,6 +383,7 @@ class ConvergenceCheck(Check):
     threshold: float
     min_passing: int
     metric_name: ClassVar[str]
+    curve: ClassVar[str]  # the driver's learning curve kept for feedback plots: one value per step or episode
 
     def __post_init__(self):
         super().__post_init__()
@@ -414,8 +416,9 @@ class ConvergenceCheck(Check):
             text += "\n" + describe_error(self.blame(errors[0]), errors[0])
         if not passed:
             text += "\n" + self.hint(metrics)
-        return self.result(passed, text, seeds=list(self.seeds), metrics=[None if math.isnan(m) else m
-                                                                            for m in metrics])
+        curves = [[round(float(v), 4) for v in a["ok"][self.curve]] if "ok" in a else None for a in answers]
+        return self.result(passed, text, seeds=list(self.seeds), curves=curves,
+                           metrics=[None if math.isnan(m) else m for m in metrics])
 
     def hint(self, metrics) -> str:
         return "Training with your functions did not learn reliably enough."
@@ -427,6 +430,7 @@ class BanditTableLearns(ConvergenceCheck):
     functions: ClassVar[tuple[str, ...]] = ("policy_gradient_update",)
     driver: ClassVar[str] = "bandit_table_run"
     metric_name: ClassVar[str] = "P(L) after the last step"
+    curve: ClassVar[str] = "p_left"
     lr: float = 0.2
     steps: int = 500
 
@@ -459,6 +463,7 @@ class ChainReinforceLearns(ConvergenceCheck):
     functions: ClassVar[tuple[str, ...]] = ("discounted_returns", "reinforce_loss")
     driver: ClassVar[str] = "chain_reinforce_run"
     metric_name: ClassVar[str] = "mean return of the last 50 episodes (best possible 0.90)"
+    curve: ClassVar[str] = "episode_returns"
     gamma: float = 0.6
     lr: float = 0.01
     episodes: int = 500
