@@ -33,13 +33,22 @@ def cmd_grade(course, args) -> int:
         write_json(Path(args.results), error_results(assignment, exc))
         raise
     write_json(Path(args.results), gradescope(report))
+    page = None if args.no_html else Path(args.results).parent / "feedback.html"
+    if page:
+        from autograder import feedback
+
+        try:
+            feedback.write(page, report, assignment)
+        except Exception as exc:  # noqa: BLE001 - the grade is written; a missing page must not fail it
+            print(f"autograder: feedback page not written: {exc!r}", file=sys.stderr)
+            page = None
     print(table([(Path(args.submission).name, report)]))
     for result in report.results:
         if not result.passed:
             print(f"\n✗ {result.title}\n  " + result.output.replace("\n", "\n  "))
     for note in report.notes:
         print(f"\nnote: {note}")
-    print(f"\nresults: {args.results}")
+    print(f"\nresults: {args.results}" + (f"\nfeedback: {page}" if page else ""))
     return 0
 
 
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     grade = sub.add_parser("grade", help="grade one submission notebook; exits 0 whenever a grade was written")
     grade.add_argument("submission")
     grade.add_argument("--results", default="results.json", help="where to write Gradescope's results.json")
+    grade.add_argument("--no-html", action="store_true", help="do not write feedback.html next to results.json")
     batch = sub.add_parser("grade-all", help="grade nbgrader's submitted/<student>/<assignment>/ in parallel")
     batch.add_argument("directory", help="the course directory, or its submitted/ folder")
     batch.add_argument("--out", help="where results go (default: autograded/ beside submitted/)")

@@ -1,0 +1,99 @@
+"""The student's feedback page: plots for the behaviour checks, the messages, no solution code; it renders in a browser
+and the command line writes it next to results.json."""
+
+import html
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from autograder import feedback
+from autograder.grade import grade
+from autograder.release import solution_lines
+from tests.conftest import CATALOGUE, fill_release, load_variant
+
+ONLY = {"policy_gradient_update_exact", "bandit_table_learns", "pg_loss_exact", "baseline_reduces_variance",
+        "chain_reinforce_learns"}
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def pages(assignment, tmp_path_factory):
+    """label -> (report, page) for the reference-filled release, the blank release and a buggy submission."""
+    folder = tmp_path_factory.mktemp("feedback")
+    bug = load_variant(CATALOGUE / "bugs" / "update_sign_flipped.py")[0]
+    submissions = {"reference": fill_release(assignment, folder / "r.ipynb"), "blank": assignment.release,
+                   "bug": fill_release(assignment, folder / "bug.ipynb", bug)}
+    out = {}
+    for label, path in submissions.items():
+        report = grade(path, assignment, only=ONLY)
+        feedback.write(folder / f"{label}.html", report, assignment)
+        out[label] = (report, (folder / f"{label}.html").read_text())
+    return out
+
+
+@pytest.mark.parametrize("label, plots, message", [
+    ("reference", 2, "Variance ratio with / without the baseline: <b>0.670</b>"),
+    ("blank", 0, "is not implemented yet"),
+    ("bug", 2, "Likely mistake: the sign is flipped"),
+])
+def test_page_shows_plots_and_messages(pages, label, plots, message):
+    report, page = pages[label]
+    assert page.count("<img ") == plots
+    assert page.count("data:image/png;base64,") == plots
+    assert message in page
+    assert f"{report.score:g} / {report.max_score:g} points" in page
+    for result in report.results:
+        assert html.escape(result.output) in page, result.name
+
+
+def test_failed_exactness_check_lists_wrong_cases(pages):
+    report, page = pages["bug"]
+    wrong = next(r for r in report.results if r.name == "policy_gradient_update_exact").data["wrong"]
+    assert "<th>input</th><th>what went wrong</th>" in page
+    assert all(html.escape(w["case"]) in page and html.escape(w["problem"]) in page for w in wrong)
+
+
+def test_no_solution_code_in_any_page(assignment, pages):
+    solution = [line for line in solution_lines(assignment.source) if len(line) > 12]
+    for label, (_, page) in pages.items():
+        leaked = [line for line in solution if line in page or html.escape(line) in page]
+        assert not leaked, f"{label} page quotes the reference solution: {leaked}"
+
+
+def test_unreadable_submission_shows_only_its_message(assignment, tmp_path):
+    (tmp_path / "empty.ipynb").write_text("")
+    page = feedback.render(grade(tmp_path / "empty.ipynb", assignment), assignment)
+    assert page.count("The submission file is empty") == 1
+    assert page.count("<section") == 1 and "<img" not in page
+
+
+def test_page_renders_in_a_headless_browser(pages, tmp_path):
+    if not shutil.which(CHROMIUM):
+        pytest.skip("chromium not installed: apt-get install chromium")
+    page = tmp_path / "feedback.html"
+    page.write_text(pages["bug"][1])
+    shot = tmp_path / "shot.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2000", f"--screenshot={shot}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    pixels = np.asarray(Image.open(shot).convert("RGB"), dtype=float)
+    assert pixels.shape[:2] == (2000, 1200)
+    assert pixels.std() > 20, "the screenshot is blank"
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 100, "too few colours for text and plots"
+
+
+def test_cli_writes_feedback_next_to_results_unless_no_html(assignment, tmp_path):
+    for folder, extra in ((tmp_path / "with", []), (tmp_path / "without", ["--no-html"])):
+        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(assignment.release), "--check",
+                               "pg_loss_exact", "--results", str(folder / "results.json"), *extra],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert (folder / "results.json").exists()
+        assert (folder / "feedback.html").exists() == (not extra)
+        assert ("feedback: " in proc.stdout) == (not extra)
+    assert "is not implemented yet" in (tmp_path / "with" / "feedback.html").read_text()
