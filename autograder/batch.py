@@ -82,7 +82,7 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
     """Grade every student; return the grades CSV."""
     submitted = submitted_dir(course_dir)
     out = out or submitted.parent / "autograded"
-    for stale in out.glob("*/*/.results.json.*.tmp"):
+    for stale in out.glob("*/*/.*.tmp"):
         stale.unlink()  # left by a batch that was killed mid-write; the real file was never replaced
     everyone = find_jobs(submitted, assignment, out)
     todo = [job for job in everyone if regrade or not is_complete(job.results)]
