@@ -66,6 +66,14 @@ class Check:
     def cases(self, reference: dict[str, Callable]) -> list[dict]:
         raise NotImplementedError
 
+    def batches(self, cases: list[dict]):
+        """How the cases travel to the kernel: all at once unless a check can stop early."""
+        yield cases
+
+    def settled(self, answers: list[dict]) -> bool:
+        """True once the answers so far decide the verdict, so the remaining cases need not run."""
+        return False
+
     def judge(self, cases: list[dict], answers: list[dict], reference: dict[str, Callable]) -> CheckResult:
         raise NotImplementedError
 
@@ -77,11 +85,13 @@ class Check:
         """A failed result naming the first error, if every answer is an error (e.g. not implemented)."""
         errors = [a["error"] for a in answers if "error" in a]
         if errors and len(errors) == len(answers):
-            return self.result(False, describe_error(self.blame(errors[0]), errors[0]))
+            return self.result(False, self.describe(errors[0]))
         return None
 
-    def blame(self, error: dict) -> str:
-        return self.functions[0] if len(self.functions) == 1 else " / ".join(self.functions)
+    def describe(self, error: dict) -> str:
+        """The error in words, naming the graded function it came from (or all this check exercises)."""
+        function = error.get("function")
+        return describe_error(function if function in self.functions else " / ".join(self.functions), error)
 
 
 # --------------------------------------------------------------------------------------------------- exactness
@@ -118,7 +128,7 @@ class ExactCheck(Check):
         wrong = []
         for case, answer in zip(cases, answers, strict=True):
             if "error" in answer:
-                wrong.append((case, describe_error(self.blame(answer["error"]), answer["error"]), None))
+                wrong.append((case, self.describe(answer["error"]), None))
                 continue
             expected = harness.run_case(self.driver, ref, case)["ok"]
             problem = self.compare(case, expected, answer["ok"])
@@ -401,23 +411,39 @@ class ConvergenceCheck(Check):
     def metric(self, data: dict) -> float:
         raise NotImplementedError
 
+    def batches(self, cases):
+        """One seed at a time, so that grading stops as soon as the k-of-n verdict is settled."""
+        for case in cases:
+            yield [case]
+
+    def metrics(self, answers: list[dict]) -> list[float]:
+        return [self.metric(a["ok"]) if "ok" in a else math.nan for a in answers]
+
+    def settled(self, answers):
+        """Sequential stopping that cannot change the verdict: enough seeds passed, or too many failed."""
+        passing = sum(m >= self.threshold for m in self.metrics(answers))
+        return passing >= self.min_passing or len(answers) - passing > len(self.seeds) - self.min_passing
+
     def judge(self, cases, answers, reference):
         failed = self.error_result(answers)
         if failed:
             return failed
-        metrics = [self.metric(a["ok"]) if "ok" in a else math.nan for a in answers]
+        metrics = self.metrics(answers)
         passing = sum(m >= self.threshold for m in metrics)
         passed = passing >= self.min_passing
-        shown = ", ".join("error" if math.isnan(m) else f"{m:.3f}" for m in metrics)
-        text = (f"{self.metric_name} per seed {list(self.seeds)}: {shown}. Needed ≥ {self.threshold} on at least "
-                f"{self.min_passing} of {len(self.seeds)} seeds; {passing} reached it.")
+        seeds = list(self.seeds)[:len(answers)]
+        shown = ", ".join(f"{seed}: " + ("error" if math.isnan(m) else f"{m:.3f}") for seed, m in zip(seeds, metrics))
+        text = (f"{self.metric_name} per seed ({shown}). Needed ≥ {self.threshold} on at least {self.min_passing} "
+                f"of {len(self.seeds)} seeds; {passing} reached it.")
+        if len(answers) < len(self.seeds):
+            text += f" Seeds {list(self.seeds)[len(answers):]} were not needed: the verdict was already settled."
         errors = [a["error"] for a in answers if "error" in a]
         if errors:
-            text += "\n" + describe_error(self.blame(errors[0]), errors[0])
+            text += "\n" + self.describe(errors[0])
         if not passed:
             text += "\n" + self.hint(metrics)
         curves = [[round(float(v), 4) for v in a["ok"][self.curve]] if "ok" in a else None for a in answers]
-        return self.result(passed, text, seeds=list(self.seeds), curves=curves,
+        return self.result(passed, text, seeds=seeds, curves=curves,
                            metrics=[None if math.isnan(m) else m for m in metrics])
 
     def hint(self, metrics) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -97,16 +97,39 @@ def answers_from(outputs: list, n: int) -> list[dict]:
     return [{"error": {"type": "GraderError", "message": message, "where": ""}}] * n
 
 
-def judge_run(check, cases, run, reference) -> CheckResult:
-    if run.status == "timeout":
-        return check.result(False, f"Not finished within the time limit of this check ({run.seconds:.0f} s): is "
+def run_check(kernel: KernelSession, check, cases: list[dict], deadline: float) -> tuple[str, list[dict], float]:
+    """Send a check's cases to the kernel, a batch at a time, until all are answered or the verdict is settled.
+
+    Returns the status ("ok", "timeout" or "died"), the answers so far and the seconds taken. The check's time limit
+    covers all its batches."""
+    start = time.monotonic()
+    limit = min(start + kernel.limits.cell_seconds, deadline)
+    answers: list[dict] = []
+    for batch in check.batches(cases):
+        if limit - time.monotonic() < 1:
+            return "timeout", answers, time.monotonic() - start
+        run = kernel.run(probe_code(check, batch), timeout=limit - time.monotonic())
+        if run.status in ("timeout", "died"):
+            return run.status, answers, time.monotonic() - start
+        answers += answers_from(run.outputs, len(batch))
+        try:
+            if check.settled(answers):
+                break
+        except Exception:  # noqa: BLE001, S110 - malformed answers: run on, judge() will say what is wrong
+            pass
+    return "ok", answers, time.monotonic() - start
+
+
+def judge_run(check, cases, status: str, answers: list[dict], seconds: float, reference) -> CheckResult:
+    if status == "timeout":
+        return check.result(False, f"Not finished within the time limit of this check ({seconds:.0f} s): is "
                                    "there an endless loop, or a very slow step, in "
                                    f"{' / '.join(f'`{f}`' for f in check.functions)}?")
-    if run.status == "died":
+    if status == "died":
         return check.result(False, "The notebook's Python process stopped while this check ran (os._exit, a crash "
                                    "or too much memory?); the other checks were graded in a fresh process.")
     try:
-        return check.judge(cases, answers_from(run.outputs, len(cases)), reference)
+        return check.judge(cases[:len(answers)], answers, reference)
     except Exception as exc:  # noqa: BLE001 - malformed answers from the student's process
         print(f"autograder: could not judge {check.name}: {exc!r}", file=sys.stderr)
         return check.result(False, f"The results of this check could not be read ({type(exc).__name__}); "
@@ -136,15 +159,14 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
                                                    f"({assignment.limits.submission_seconds:.0f} s)."))
                 continue
             cases = check.cases(reference)
-            run = kernel.run(probe_code(check, cases), timeout=min(assignment.limits.cell_seconds, remaining))
-            result = judge_run(check, cases, run, reference)
-            if run.status in ("timeout", "died") and deadline - time.monotonic() > 1:
+            status, answers, seconds = run_check(kernel, check, cases, deadline)
+            result = judge_run(check, cases, status, answers, seconds, reference)
+            if status in ("timeout", "died") and deadline - time.monotonic() > 1:
                 kernel.restart()
                 definitions.run(kernel, deadline)
             problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
             if problems and not result.passed:
-                result = CheckResult(result.name, result.title, result.score, result.max_score,
-                                     "\n".join(problems + [result.output]), result.data)
+                result = replace(result, output="\n".join(problems + [result.output]))
             results.append(result)
         restarts, jailed = kernel.restarts, kernel.jailed
     notes = sorted(set(definitions.problems.values()))

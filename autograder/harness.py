@@ -278,7 +278,8 @@ def describe(exc: BaseException) -> dict:
     library = (sys.prefix, sys.base_prefix, str(Path(__file__).parent))
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(library)]
     where = f"line {frames[-1].lineno}: {(frames[-1].line or '').strip()}" if frames else ""
-    return {"type": type(exc).__name__, "message": str(exc)[:500], "where": where}
+    return {"type": type(exc).__name__, "message": str(exc)[:500], "where": where,
+            "function": frames[-1].name if frames else ""}
 
 
 def plain(value):
