@@ -65,6 +65,7 @@ def cmd_grade_all(course, args) -> int:
 
 def cmd_demo(course, args) -> int:
     """The main job on built-in defaults: regenerate the release, grade the reference and the blank release."""
+    from autograder import feedback
     from autograder.grade import grade
     from autograder.results import gradescope, table, write_json
 
@@ -76,9 +77,10 @@ def cmd_demo(course, args) -> int:
             print(f"grading {label}: {path.relative_to(course.root)} ...", flush=True)
             report = grade(path, assignment)
             write_json(out / f"{assignment.id}-{label}.json", gradescope(report))
+            feedback.write(out / f"{assignment.id}-{label}.html", report, assignment)
             rows.append((label, report))
         print(f"\n{assignment.title}: reference = the source notebook, blank = the untouched release\n" + table(rows))
-    print(f"\nresults.json files: {out}")
+    print(f"\nresults.json files and feedback pages: {out}")
     return 0
 
 
