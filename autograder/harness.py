@@ -301,8 +301,9 @@ def serve(namespace: dict, request: str) -> None:
     spec = json.loads(request)
     missing = [name for name in spec["functions"] if not callable(namespace.get(name))]
     if missing:
-        results = [{"error": {"type": "NameError", "message": f"function `{missing[0]}` is not defined", "where": ""}}
-                   for _ in spec["cases"]]
+        error = {"type": "NameError", "message": f"function `{missing[0]}` is not defined", "where": "",
+                 "function": missing[0]}
+        results = [{"error": error} for _ in spec["cases"]]
     else:
         functions = [namespace[name] for name in spec["functions"]]
         torch.set_num_threads(1)
