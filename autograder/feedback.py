@@ -101,9 +101,10 @@ def wrong_table(wrong: list[dict]) -> str:
 @functools.lru_cache(maxsize=8)
 def reference_curves(assignment, name: str) -> list:
     """The reference's learning curve on each of the check's seeds (the chain takes ~4 s). Cached on disk, keyed by
-    the source notebook and the check's settings, so a batch of students computes it once."""
+    the source notebook, the drivers and the check's settings, so a batch of students computes it once."""
     check = assignment.check(name)
-    key = hashlib.sha256(assignment.source.read_bytes() + repr(asdict(check)).encode()).hexdigest()[:24]
+    inputs = assignment.source.read_bytes() + Path(harness.__file__).read_bytes() + repr(asdict(check)).encode()
+    key = hashlib.sha256(inputs).hexdigest()[:24]
     cache = Path(tempfile.gettempdir()) / "autograder-cache" / f"{name}-{key}.json"
     try:
         return json.loads(cache.read_text())
