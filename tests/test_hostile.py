@@ -35,27 +35,17 @@ def grade_with(strict, tmp_path, answers, only, blank=()):
     return results_by_name(report), time.monotonic() - start, report
 
 
-def test_infinite_loop_times_out_alone(strict, tmp_path):
-    loop = "def pg_loss(action_probs, action, reward):\n    while True:\n        pass\n"
-    results, seconds, _ = grade_with(strict, tmp_path, {"pg_loss": loop}, ["pg_loss_exact", CORRECT_RETURNS])
-    assert results["pg_loss_exact"].score == 0 and "time limit" in results["pg_loss_exact"].output
-    assert results[CORRECT_RETURNS].passed
-    assert seconds < CELL_SECONDS + 30
-
-
-def test_ten_minute_sleep_at_top_level(strict, tmp_path):
-    sleepy = "import time\ntime.sleep(600)\n\n\ndef pg_loss(action_probs, action, reward):\n    return 0\n"
-    results, seconds, _ = grade_with(strict, tmp_path, {"pg_loss": sleepy}, ["pg_loss_exact", CORRECT_RETURNS])
-    assert results["pg_loss_exact"].score == 0 and "took longer than the time limit" in results["pg_loss_exact"].output
-    assert results[CORRECT_RETURNS].passed
-    assert seconds < CELL_SECONDS + 30
-
-
-def test_sys_exit_at_top_level(strict, tmp_path):
-    code = "import sys\nsys.exit()\n\n\ndef pg_loss(action_probs, action, reward):\n    return 0\n"
+@pytest.mark.parametrize("code, message", [
+    ("def pg_loss(action_probs, action, reward):\n    while True:\n        pass\n", "Not finished within the time"),
+    ("import time\ntime.sleep(600)\n\n\ndef pg_loss(action_probs, action, reward):\n    return 0\n",
+     "took longer than the time limit"),
+    ("import sys\nsys.exit()\n\n\ndef pg_loss(action_probs, action, reward):\n    return 0\n", "SystemExit"),
+], ids=["infinite_loop", "ten_minute_sleep_at_top_level", "sys_exit_at_top_level"])
+def test_broken_cell_fails_alone_in_bounded_time(strict, tmp_path, code, message):
     results, seconds, _ = grade_with(strict, tmp_path, {"pg_loss": code}, ["pg_loss_exact", CORRECT_RETURNS])
-    assert results["pg_loss_exact"].score == 0 and "SystemExit" in results["pg_loss_exact"].output
+    assert results["pg_loss_exact"].score == 0 and message in results["pg_loss_exact"].output
     assert results[CORRECT_RETURNS].passed
+    assert seconds < CELL_SECONDS + 30
 
 
 def test_os_exit_inside_a_graded_function(strict, tmp_path):
