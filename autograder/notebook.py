@@ -9,6 +9,9 @@ from pathlib import Path
 import nbformat
 
 
+MAX_BYTES = 64 << 20  # the released notebook is ~40 KB; anything this big is not a submission to run
+
+
 class SubmissionError(Exception):
     """The file cannot be graded at all; the message tells its author what to do."""
 
@@ -18,6 +21,10 @@ def read_submission(path: Path, assignment) -> nbformat.NotebookNode:
     if not Path(path).exists():
         raise SubmissionError(f"No file {Path(path).name} was submitted. Submit the released {assignment.notebook} "
                               "with your answers.")
+    if Path(path).stat().st_size > MAX_BYTES:
+        raise SubmissionError(f"The submission is {Path(path).stat().st_size >> 20} MB; a notebook for this assignment "
+                              f"is well under {MAX_BYTES >> 20} MB. Clear the outputs (Kernel > Restart & Clear "
+                              "Output) and submit again.")
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

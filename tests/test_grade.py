@@ -70,6 +70,7 @@ def test_renamed_function_is_not_found(assignment, tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("", "empty"),
+    (" " * (65 << 20), "Clear the outputs"),
     ("this is not json", "not valid JSON"),
     (json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}), "format version 3"),
     (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "another assignment"),
