@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.results import error_results, write_atomic, write_json
+from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic, write_json
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,9 @@ def grade_one(job: Job, assignment, config_path: Path, only: list[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
         _, stderr = proc.communicate()
         stderr = f"grading did not finish within {timeout:.0f} s"
-    if proc.returncode != 0 or not is_complete(job.results):
-        if not is_complete(job.results):
-            write_json(job.results, error_results(assignment, RuntimeError(stderr.strip()[-500:] or
-                                                                           f"exit code {proc.returncode}")))
+    if not is_complete(job.results):
+        write_json(job.results, error_results(assignment, RuntimeError(stderr.strip()[-500:] or
+                                                                       f"exit code {proc.returncode}")))
 
 
 def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None = None, jobs: int | None = None,
@@ -102,20 +101,20 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
 
 
 def grades_csv(rows: list[tuple[str, dict]]) -> str:
-    names = sorted({t["name"] for _, r in rows for t in r.get("tests", [])}, key=lambda n: (n == "Autograder error", n))
+    names = sorted({t["name"] for _, r in rows for t in r.get("tests", [])}, key=lambda n: (n == AUTOGRADER_ERROR, n))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["student", "score", "max_score", "autograder_error", *names])
     for student, result in rows:
         tests = {t["name"]: t for t in result.get("tests", [])}
         writer.writerow([student, result["score"], sum(t["max_score"] for t in tests.values()),
-                         "Autograder error" in tests, *[tests[n]["score"] if n in tests else "" for n in names]])
+                         AUTOGRADER_ERROR in tests, *[tests[n]["score"] if n in tests else "" for n in names]])
     return buffer.getvalue()
 
 
 def summary(rows: list[tuple[str, dict]]) -> str:
     scores = [r["score"] for _, r in rows]
-    errors = [s for s, r in rows if any(t["name"] == "Autograder error" for t in r.get("tests", []))]
+    errors = [s for s, r in rows if any(t["name"] == AUTOGRADER_ERROR for t in r.get("tests", []))]
     failures = Counter(t["name"] for _, r in rows for t in r.get("tests", []) if t.get("status") == "failed")
     lines = [f"students: {len(rows)}, graded: {len(rows) - len(errors)}, autograder errors: {len(errors)}",
              f"mean score: {sum(scores) / len(scores):.2f}" if scores else "mean score: -"]

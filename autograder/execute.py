@@ -92,7 +92,7 @@ class KernelSession:
         self.hidden = [str(p) for p in hidden]
         self.jailed = sandbox.available()
         self.restarts = 0
-        self.pids: list[int] = []
+        self.pid = 0
 
     def __enter__(self) -> KernelSession:
         self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")
@@ -116,13 +116,12 @@ class KernelSession:
         self.client.start_new_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=functools.partial(_limit_child, self.limits, self.hidden, writable))
         self.client.start_new_kernel_client()
-        self.pids.append(self.client.km.provisioner.pid)
+        self.pid = self.client.km.provisioner.pid
 
     def _stop(self) -> None:
         """Kill the kernel's whole process group (it is a session leader), then let nbclient clean up."""
-        pid = self.pids[-1]
         try:
-            os.killpg(pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         try:

@@ -141,12 +141,12 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
     start = time.monotonic()
     checks = [c for c in assignment.checks if only is None or c.name in only]
     deadline = start + assignment.limits.submission_seconds
-    reference = reference_functions(assignment)
     try:
         submission = read_submission(path, assignment)
     except SubmissionError as exc:
         results = [check.result(False, str(exc)) for check in checks]
         return Report(assignment.id, str(path), results, time.monotonic() - start, [str(exc)])
+    reference = reference_functions(assignment)
     locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
     definitions = Definitions(assignment, submission)
     results = []

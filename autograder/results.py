@@ -40,12 +40,15 @@ def gradescope(report: Report) -> dict:
     }
 
 
+AUTOGRADER_ERROR = "Autograder error"  # the test name of a grade the grader itself could not make
+
+
 def error_results(assignment, exc: BaseException) -> dict:
     """results.json for a submission the grader itself failed on: zero, marked for staff, never silently lost."""
     message = (f"The autograder failed on this submission ({type(exc).__name__}: {exc}). This is not your fault; "
                "staff have been told and will regrade it.")
     return {"score": 0, "output": message, "tests": [
-        {"name": "Autograder error", "score": 0, "max_score": sum(c.points for c in assignment.checks),
+        {"name": AUTOGRADER_ERROR, "score": 0, "max_score": sum(c.points for c in assignment.checks),
          "status": "failed", "output": message}], "extra_data": {"autograder_error": repr(exc)}}
 
 
