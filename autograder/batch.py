@@ -3,7 +3,8 @@
 Each student is graded by its own ``python -m autograder grade`` process, so one student's crash cannot touch
 another's grade. Results are written atomically as each student finishes; a re-run skips students whose results.json
 is complete (unless ``regrade``), so a batch killed at any moment, even with SIGKILL, resumes without losing or
-corrupting anything. The grades CSV and the summary are rebuilt from all results.json files at the end.
+corrupting anything. The grades CSV, the summary and the class report are rebuilt from all results.json files at the
+end.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from autograder.exports import write_report
 from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic, write_json
 
 
@@ -57,10 +59,10 @@ def is_complete(path: Path) -> bool:
         return False
 
 
-def grade_one(job: Job, assignment, config_path: Path, only: list[str]) -> None:
+def grade_one(job: Job, assignment, config_path: Path, only: list[str], workers: int = 1) -> None:
     """Grade one student in a child process; whatever happens, leave a complete results.json behind."""
     cmd = [sys.executable, "-m", "autograder", "--config", str(config_path), "grade", str(job.notebook),
-           "--results", str(job.results), "--assignment", assignment.id]
+           "--results", str(job.results), "--assignment", assignment.id, "--workers", str(workers)]
     cmd += [arg for name in only for arg in ("--check", name)]
     timeout = assignment.limits.submission_seconds + 120
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -85,18 +87,25 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
         stale.unlink()  # left by a batch that was killed mid-write; the real file was never replaced
     everyone = find_jobs(submitted, assignment, out)
     todo = [job for job in everyone if regrade or not is_complete(job.results)]
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count()) as pool, \
+    jobs = jobs or os.cpu_count() or 1
+    workers = max(1, (os.cpu_count() or 1) // jobs)  # the cores left to each student for parallel seeds
+    with ThreadPoolExecutor(max_workers=jobs) as pool, \
             tqdm(total=len(everyone), initial=len(everyone) - len(todo), desc=f"grading {assignment.id}",
                  unit="student", disable=not progress, file=sys.stderr) as bar:
-        futures = {pool.submit(grade_one, job, assignment, config_path, list(only)): job for job in todo}
+        futures = {pool.submit(grade_one, job, assignment, config_path, list(only), workers): job for job in todo}
         for future in as_completed(futures):
             future.result()
             bar.set_postfix_str(futures[future].student)
             bar.update()
+    return write_outputs(out, assignment, [(job.student, json.loads(job.results.read_text())) for job in everyone])
+
+
+def write_outputs(out: Path, assignment, rows: list[tuple[str, dict]]) -> Path:
+    """The class's grades CSV, summary and HTML report (``exports.py``), all from the results; return the CSV."""
     csv_path = out / f"grades-{assignment.id}.csv"
-    rows = [(job.student, json.loads(job.results.read_text())) for job in everyone]
     write_atomic(csv_path, grades_csv(rows))
     write_atomic(out / f"summary-{assignment.id}.txt", summary(rows))
+    write_report(out, assignment, rows)
     return csv_path
 
 

@@ -97,8 +97,15 @@ def build_check(cls, name: str, table: dict, where: str):
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def known_checks() -> dict:
+    """Every check class by its course.toml name: the lecture's, and those of the optional parts."""
+    from autograder import checks, checks_gym
+
+    return {**checks.CHECKS, **checks_gym.CHECKS}
+
+
 def load(path: Path | str = DEFAULT_CONFIG) -> Course:
-    from autograder.checks import CHECKS
+    known = known_checks()
 
     path = Path(path)
     try:
@@ -110,11 +117,11 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
     for assignment_id, table in data.get("assignments", {}).items():
         where = f"assignments.{assignment_id}"
         checks_table = table.get("checks", {})
-        unknown = sorted(set(checks_table) - set(CHECKS))
+        unknown = sorted(set(checks_table) - set(known))
         if unknown:
             raise ConfigError(f"{where}.checks.{unknown[0]} is not a check the grader has; known: "
-                              f"{', '.join(CHECKS)}")
-        checks = tuple(build_check(CHECKS[name], name, checks_table[name], f"{where}.checks.{name}")
+                              f"{', '.join(known)}")
+        checks = tuple(build_check(known[name], name, checks_table[name], f"{where}.checks.{name}")
                        for name in checks_table)
         graded = tuple(_take(table, "graded_cells", list, where))
         for check in checks:

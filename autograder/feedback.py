@@ -7,22 +7,17 @@ by the check's own driver; the page holds only numbers and the messages already 
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import html
-import io
 import json
+import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
-from autograder import harness
-from autograder.checks import BaselineReducesVariance, ChainReinforceLearns, ConvergenceCheck
+from autograder import harness, plots
+from autograder.checks import BaselineReducesVariance, ConvergenceCheck, ExactCheck
 from autograder.grade import Report
 from autograder.notebook import reference_functions
 from autograder.results import write_atomic
@@ -42,8 +37,6 @@ table { border-collapse: collapse; margin: 0.5rem 0; background: #fff; }
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
 img { max-width: 100%; }
 """
-
-AXES = {"bandit": ("Time step", "P(action L)"), "chain": ("Episode", "Return")}
 
 
 def render(report: Report, assignment) -> str:
@@ -82,11 +75,11 @@ def check_section(result, assignment) -> str:
     parts = [f"<h2><span>{text(result.title)}</span><span class='badge'>{'✓' if result.passed else '✗'} "
              f"{result.score:g} / {result.max_score:g}</span></h2>", f"<pre>{text(result.output)}</pre>"]
     check = assignment.check(result.name)
-    if result.name.endswith("_exact") and not result.passed and result.data.get("wrong"):
+    if isinstance(check, ExactCheck) and not result.passed and result.data.get("wrong"):
         parts.append(wrong_table(result.data["wrong"]))
-    if isinstance(check, ConvergenceCheck) and any(c is not None for c in result.data.get("curves") or []):
+    if isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
         parts.append(f"<img alt='learning curves of your code and of the reference' "
-                     f"src='data:image/png;base64,{plot(check, result.data['curves'], assignment)}'>")
+                     f"src='data:image/png;base64,{figure(check, result.data, assignment)}'>")
     if isinstance(check, BaselineReducesVariance) and result.data.get("variance_ratio") is not None:
         parts.append(f"<p>Variance ratio with / without the baseline: <b>{result.data['variance_ratio']:.3f}</b> "
                      f"(needed ≤ {check.max_ratio:g}).</p>")
@@ -94,16 +87,20 @@ def check_section(result, assignment) -> str:
 
 
 def wrong_table(wrong: list[dict]) -> str:
-    rows = "".join(f"<tr><td>{text(w['case'])}</td><td>{text(w['problem'])}</td></tr>" for w in wrong)
-    return f"<table><tr><th>input</th><th>what went wrong</th></tr>{rows}</table>"
+    rows = "".join(f"<tr><td>{text(w['case'])}</td><td>{text(w.get('expected', ''))}</td>"
+                   f"<td>{text(w.get('got', ''))}</td><td>{text(w['problem'])}</td></tr>" for w in wrong)
+    return (f"<table><tr><th>input</th><th>expected</th><th>yours</th><th>what went wrong</th></tr>{rows}"
+            "</table>")
 
 
 @functools.lru_cache(maxsize=8)
-def reference_curves(assignment, name: str) -> list:
-    """The reference's learning curve on each of the check's seeds (the chain takes ~4 s). Cached on disk, keyed by
-    the source notebook, the drivers and the check's settings, so a batch of students computes it once."""
+def reference_runs(assignment, name: str) -> dict:
+    """The reference's runs of a check on its seeds, and its feedback-only runs (the chain takes ~6 s). Cached on
+    disk, keyed by the source notebook, the drivers and the check's settings, so a batch of students computes them
+    once."""
     check = assignment.check(name)
-    inputs = assignment.source.read_bytes() + Path(harness.__file__).read_bytes() + repr(asdict(check)).encode()
+    drivers = Path(sys.modules[harness.driver_function(check.driver).__module__].__file__)
+    inputs = assignment.source.read_bytes() + drivers.read_bytes() + repr(asdict(check)).encode()
     key = hashlib.sha256(inputs).hexdigest()[:24]
     cache = Path(tempfile.gettempdir()) / "autograder-cache" / f"{name}-{key}.json"
     try:
@@ -112,35 +109,14 @@ def reference_curves(assignment, name: str) -> list:
         pass
     reference = reference_functions(assignment)
     functions = [reference[f] for f in check.functions]
-    curves = [harness.run_case(check.driver, functions, case)["ok"][check.curve] for case in check.cases(reference)]
-    write_atomic(cache, json.dumps(curves))
-    return curves
+    runs = {label: [check.keep(harness.run_case(check.driver, functions, case)) for case in cases]
+            for label, cases in (("runs", check.cases(reference)), ("feedback_runs", check.feedback_cases()))}
+    write_atomic(cache, json.dumps(runs))
+    return runs
 
 
-def band(ax, curves, label: str, color: str, width: float) -> None:
-    """Mean ± standard deviation over seeds."""
-    values = np.asarray(curves, dtype=float)
-    mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
-    steps = np.arange(1, len(mean) + 1)
-    ax.plot(steps, mean, color=color, linewidth=width, label=label)
-    ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2)
-
-
-def plot(check: ConvergenceCheck, curves: list, assignment) -> str:
-    """Base64 PNG: the student's curves against the reference band, with the pass threshold dashed."""
-    fig = Figure(figsize=(8, 3.6), dpi=100)
-    ax = fig.subplots()
-    band(ax, reference_curves(assignment, check.name), "reference", "tab:gray", 3.5)  # wide: visible under yours
-    band(ax, [c for c in curves if c is not None], "your code", "tab:blue", 1.5)
-    ax.axhline(check.threshold, color="tab:red", linestyle="--", label=f"threshold {check.threshold:g}")
-    chain = isinstance(check, ChainReinforceLearns)
-    xlabel, ylabel = AXES["chain" if chain else "bandit"]
-    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"mean ± std over seeds {list(check.seeds)}")
-    if not chain:
-        ax.set_ylim(0, 1.05)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig).print_png(buffer)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+def figure(check, data: dict, assignment) -> str:
+    """Base64 PNG of the check's figure (``plots.py``): the student's runs against the reference's."""
+    reference = reference_runs(assignment, check.name)
+    extra = {"runs": data.get("feedback_runs") or [], "reference": reference["feedback_runs"]}
+    return plots.base64_png(plots.figure(check, data["runs"], reference["runs"], extra))

@@ -11,16 +11,24 @@ from __future__ import annotations
 import json
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
 
-from autograder.checks import CheckResult
+from autograder.checks import CheckResult, Reference
 from autograder.execute import KernelSession
 from autograder.harness import MIME
-from autograder.notebook import (SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission,
-                                 reference_functions)
+from autograder.mistakes import MISTAKES
+from autograder.notebook import (
+    SubmissionError,
+    cell_source,
+    graded_cells,
+    locked_cell_changes,
+    read_submission,
+    reference_functions,
+)
 
 
 @dataclass
@@ -80,8 +88,9 @@ class Definitions:
                 return
 
 
-def probe_code(check, cases: list[dict]) -> str:
-    request = json.dumps({"driver": check.driver, "functions": list(check.functions), "cases": cases})
+def probe_code(check, cases: list[dict], workers: int = 1) -> str:
+    request = json.dumps({"driver": check.driver, "functions": list(check.functions), "cases": cases,
+                          "workers": workers})
     return f"import autograder.harness as _autograder_harness\n_autograder_harness.serve(globals(), {request!r})"
 
 
@@ -97,7 +106,8 @@ def answers_from(outputs: list, n: int) -> list[dict]:
     return [{"error": {"type": "GraderError", "message": message, "where": ""}}] * n
 
 
-def run_check(kernel: KernelSession, check, cases: list[dict], deadline: float) -> tuple[str, list[dict], float]:
+def run_check(kernel: KernelSession, check, cases: list[dict], deadline: float,
+              workers: int = 1) -> tuple[str, list[dict], float]:
     """Send a check's cases to the kernel, a batch at a time, until all are answered or the verdict is settled.
 
     Returns the status ("ok", "timeout" or "died"), the answers so far and the seconds taken. The check's time limit
@@ -105,10 +115,11 @@ def run_check(kernel: KernelSession, check, cases: list[dict], deadline: float) 
     start = time.monotonic()
     limit = min(start + kernel.limits.cell_seconds, deadline)
     answers: list[dict] = []
-    for batch in check.batches(cases):
+    workers = check.workers(workers)
+    for batch in check.batches(cases, workers):
         if limit - time.monotonic() < 1:
             return "timeout", answers, time.monotonic() - start
-        run = kernel.run(probe_code(check, batch), timeout=limit - time.monotonic())
+        run = kernel.run(probe_code(check, batch, workers), timeout=limit - time.monotonic())
         if run.status in ("timeout", "died"):
             return run.status, answers, time.monotonic() - start
         answers += answers_from(run.outputs, len(batch))
@@ -136,8 +147,53 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
                                    "make sure the function returns the documented types.")
 
 
-def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
-    """Grade the notebook at ``path``; ``only`` restricts grading to the named checks."""
+def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadline: float, workers: int = 1):
+    """Add the check's feedback-only runs (e.g. REINFORCE with a baseline) to its data, if time allows. They never
+    change the verdict: a failure only leaves them out of the figure. Returns the kernel's status and the result."""
+    cases = check.feedback_cases()
+    timeout = min(kernel.limits.cell_seconds, deadline - time.monotonic() - 1)
+    if not cases or timeout < 1:
+        return "ok", result
+    run = kernel.run(probe_code(check, cases, check.workers(workers)), timeout=timeout)
+    if run.status != "ok":
+        return run.status, result
+    runs = [check.keep(a) for a in answers_from(run.outputs, len(cases))]
+    return "ok", replace(result, data=result.data | {"feedback_runs": runs})
+
+
+def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
+    """One check's driver on given cases, with the functions of the submission at ``path``, in a fresh jailed
+    kernel as for a grade (e.g. the bandit run behind ``python -m autograder animate``). Raises SubmissionError."""
+    definitions = Definitions(assignment, read_submission(path, assignment))
+    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
+        definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
+        status, answers, _ = run_check(kernel, check, cases, time.monotonic() + assignment.limits.cell_seconds)
+    if status != "ok":
+        raise RuntimeError(f"the submission's run did not finish ({status})")
+    return answers
+
+
+def prepare(assignment, submission, checks) -> tuple[Reference, list[str], dict[str, list[dict]]]:
+    """The grader's side of a grade, done in a thread while the kernel starts: the reference, the locked-cell
+    comparison and every check's cases. What it imports must be imported before (``preload``): two threads importing
+    the same modules can deadlock on Python's import locks."""
+    reference = Reference(reference_functions(assignment), MISTAKES)
+    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
+    return reference, locked, {check.name: check.cases(reference) for check in checks}
+
+
+def preload() -> None:
+    """The modules ``prepare`` needs that starting a kernel imports too: the source's setup cell's and nbgrader's."""
+    import IPython.display  # noqa: F401
+    import matplotlib.animation  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+    import nbgrader.utils  # noqa: F401
+
+
+def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True) -> Report:
+    """Grade the notebook at ``path``; ``only`` restricts grading to the named checks; ``workers`` is how many seeds
+    of a behaviour check run at once (the kernel forks one single-threaded copy per seed); ``figures`` adds the
+    feedback-only runs the feedback page draws."""
     start = time.monotonic()
     checks = [c for c in assignment.checks if only is None or c.name in only]
     deadline = start + assignment.limits.submission_seconds
@@ -146,21 +202,26 @@ def grade(path: Path, assignment, only: set[str] | None = None) -> Report:
     except SubmissionError as exc:
         results = [check.result(False, str(exc)) for check in checks]
         return Report(assignment.id, str(path), results, time.monotonic() - start, [str(exc)])
-    reference = reference_functions(assignment)
-    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
     definitions = Definitions(assignment, submission)
     results = []
+    preload()
+    pool = ThreadPoolExecutor(1)
+    prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
+    pool.shutdown(wait=False)
     with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
         definitions.run(kernel, deadline)
+        reference, locked, all_cases = prepared.result()
         for check in checks:
             remaining = deadline - time.monotonic()
             if remaining < 1:
                 results.append(check.result(False, "Not run: grading this submission used up its time limit "
                                                    f"({assignment.limits.submission_seconds:.0f} s)."))
                 continue
-            cases = check.cases(reference)
-            status, answers, seconds = run_check(kernel, check, cases, deadline)
+            cases = all_cases[check.name]
+            status, answers, seconds = run_check(kernel, check, cases, deadline, workers)
             result = judge_run(check, cases, status, answers, seconds, reference)
+            if status == "ok" and figures:
+                status, result = with_feedback_runs(kernel, check, result, deadline, workers)
             if status in ("timeout", "died") and deadline - time.monotonic() > 1:
                 kernel.restart()
                 definitions.run(kernel, deadline)

@@ -8,9 +8,15 @@ module, numpy or torch can only change the numbers the grader receives, never th
 
 from __future__ import annotations
 
+import functools
+import importlib
+import io
 import json
 import math
+import os
 import random
+import selectors
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.envs import LEFT, BanditEnv, ChainEnv
+from autograder.envs import BanditEnv, ChainEnv
 
 MIME = "application/vnd.autograder.result+json"
 
@@ -131,23 +137,25 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def bandit_table_run(fn, case: dict) -> dict:
-    """The lecture's lookup-table bandit: fresh logits ``rand(3, 1)``, ``steps`` updates; P(L) after every step."""
+    """The lecture's lookup-table bandit: fresh logits ``rand(3, 1)``, ``steps`` updates.
+
+    Returns the policy after every step (``probs``, one [L, C, R] triple a step) and the reward of every step."""
     seed_everything(case["seed"])
     env = BanditEnv(max_steps=case["steps"])
     env.reset(seed=case["seed"])
     logits = np.random.rand(3, 1)
-    p_left = []
+    probs, rewards = [], []
     for _ in range(case["steps"]):
-        probs = softmax(logits).ravel()
-        action = int(np.random.choice(3, p=probs))
+        action = int(np.random.choice(3, p=softmax(logits).ravel()))
         _, reward, _, _, _ = env.step(action)
         before = logits.copy()
         returned = fn(before, action, reward, case["lr"])
         logits = np.clip(as_vector(before if returned is None else returned, "the returned logits", 3), -100, 100)
         if logits.shape != (3, 1):
             raise ContractError(f"returned logits of shape {logits.shape} for logits of shape (3, 1)")
-        p_left.append(float(softmax(logits)[LEFT, 0]))
-    return {"p_left": p_left}
+        probs.append(softmax(logits).ravel().tolist())
+        rewards.append(float(reward))
+    return {"probs": probs, "rewards": rewards}
 
 
 def bandit_network_run(fn, case: dict) -> dict:
@@ -157,46 +165,58 @@ def bandit_network_run(fn, case: dict) -> dict:
     state, _ = env.reset(seed=case["seed"])
     net = build_network([1, 3])
     optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
-    p_left = []
+    probs, rewards = [], []
     for _ in range(case["steps"]):
         optimiser.zero_grad()
-        probs = F.softmax(net(torch.tensor([float(state)])), dim=0)
-        action = int(torch.multinomial(probs.detach(), 1))
+        policy = F.softmax(net(torch.tensor([float(state)])), dim=0)
+        action = int(torch.multinomial(policy.detach(), 1))
         state, reward, _, _, _ = env.step(action)
-        scalar_loss(fn(probs, action, reward), "the network's parameters").backward()
+        scalar_loss(fn(policy, action, reward), "the network's parameters").backward()
         optimiser.step()
         with torch.no_grad():
-            p_left.append(float(F.softmax(net(torch.tensor([float(state)])), dim=0)[LEFT]))
-    return {"p_left": p_left}
+            probs.append(F.softmax(net(torch.tensor([float(state)])), dim=0).tolist())
+        rewards.append(float(reward))
+    return {"probs": probs, "rewards": rewards}
 
 
 def chain_reinforce_run(returns_fn, loss_fn, case: dict) -> dict:
     """REINFORCE on the chain as in the lecture (one update per episode, AdamW), with bounded episodes.
 
-    Returns the undiscounted return of every episode.
-    """
+    With ``case["baseline"]`` true, the notebook's state baseline is subtracted: b(s) is a running average (step
+    ``baseline_step``) of the returns seen from s in earlier episodes. Returns the undiscounted return and the loss of
+    every episode."""
     seed_everything(case["seed"])
     env = ChainEnv(max_steps=case["max_steps"])
     net = build_network([1, 3])
     optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
-    episode_returns = []
+    table: dict[int, float] = {}
+    episode_returns, losses = [], []
     for episode in range(case["episodes"]):
         state, _ = env.reset(seed=case["seed"] * 100_000 + episode)
-        log_probs, rewards, done = [], [], False
+        states, log_probs, rewards, done = [], [], [], False
         while not done:
             probs = F.softmax(net(torch.tensor([float(state)])), dim=-1)
             action = int(torch.multinomial(probs.detach(), 1))
+            states.append(int(state))
             log_probs.append(torch.log(probs[action]))
             state, reward, terminated, truncated, _ = env.step(action)
             rewards.append(reward)
             done = terminated or truncated
         returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns", len(rewards)),
                                dtype=torch.float32).reshape(-1)
+        if case.get("baseline"):
+            baseline = torch.tensor([table.get(s, 0.0) for s in states], dtype=torch.float32)
+            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns, baseline), "the log-probabilities")
+            for s, g in zip(states, returns.tolist()):
+                table[s] = g if s not in table else table[s] + case["baseline_step"] * (g - table[s])
+        else:
+            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities")
         optimiser.zero_grad()
-        scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities").backward()
+        loss.backward()
         optimiser.step()
         episode_returns.append(float(sum(rewards)))
-    return {"episode_returns": episode_returns}
+        losses.append(float(loss.detach()))
+    return {"episode_returns": episode_returns, "losses": losses}
 
 
 def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> list[dict]:
@@ -249,10 +269,19 @@ DRIVERS = {
 
 
 # ------------------------------------------------------------------------------------------------ running a case
+def driver_function(driver: str):
+    """A driver by name: one of ``DRIVERS``, or ``"module:function"`` for another assignment's drivers module."""
+    if ":" not in driver:
+        return DRIVERS[driver]
+    module, name = driver.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def run_case(driver: str, functions: list, case: dict) -> dict:
     """Run one driver on one case: ``{"ok": data}`` or ``{"error": {...}}``; student errors never escape."""
+    run = driver_function(driver)
     try:
-        return {"ok": DRIVERS[driver](*functions, case)}
+        return {"ok": run(*functions, case)}
     except ContractError as exc:
         return {"error": {"type": "ContractError", "message": str(exc), "where": ""}}
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - anything the student's code raises is data
@@ -293,5 +322,75 @@ def serve(namespace: dict, request: str) -> None:
     else:
         functions = [namespace[name] for name in spec["functions"]]
         torch.set_num_threads(1)
-        results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
+        if spec.get("workers", 1) > 1 and len(spec["cases"]) > 1:
+            results = run_forked(spec["driver"], functions, spec["cases"], spec["workers"])
+        else:
+            results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
     display({MIME: plain(results)}, raw=True)
+
+
+def run_forked(driver: str, functions: list, cases: list[dict], workers: int) -> list[dict]:
+    """Each case in a forked copy of this process, ``workers`` at a time: the seeds of a behaviour check on several
+    cores, one thread each. A case is seeded by itself, so its result is the same as in this process. A copy that
+    dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
+    warm_up()
+    results: list[dict | None] = [None] * len(cases)
+    pending = list(enumerate(cases))
+    running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, bytes so far)
+    with selectors.DefaultSelector() as selector:
+        try:
+            while pending or running:
+                while pending and len(running) < workers:
+                    index, case = pending.pop(0)
+                    read, write = os.pipe()
+                    pid = os.fork()
+                    if pid == 0:  # the copy: run the case, write its JSON, leave without any cleanup of the kernel's
+                        os.close(read)
+                        try:
+                            sys.stdout = sys.stderr = io.StringIO()  # the kernel's output streams are not ours
+                            torch.set_num_threads(1)  # a forked torch forgets the parent's setting
+                            os.write(write, json.dumps(plain(run_case(driver, functions, case))).encode())
+                        finally:
+                            os._exit(0)
+                    os.close(write)
+                    running[read] = (index, pid, bytearray())
+                    selector.register(read, selectors.EVENT_READ)
+                for key, _ in selector.select():
+                    index, pid, data = running[key.fd]
+                    chunk = os.read(key.fd, 1 << 16)
+                    if chunk:
+                        data += chunk
+                        continue
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+                    del running[key.fd]
+                    os.waitpid(pid, 0)
+                    results[index] = forked_result(bytes(data))
+        finally:
+            for read, (_, pid, _) in running.items():  # interrupted (time limit): stop the copies still running
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(read)
+    return results
+
+
+@functools.cache
+def warm_up() -> None:
+    """Pay torch's first-use costs (lazy imports of autograd and the optimisers, ~2 s) once, in the process that
+    forks, instead of once in every copy."""
+    net = build_network([1, 3])
+    for optimiser in (torch.optim.Adam(net.parameters()), torch.optim.AdamW(net.parameters())):
+        optimiser.zero_grad()
+        F.softmax(net(torch.zeros(1)), dim=0).log()[0].backward()
+        optimiser.step()
+
+
+def forked_result(data: bytes) -> dict:
+    try:
+        result = json.loads(data)
+        if isinstance(result, dict) and ("ok" in result or "error" in result):
+            return result
+    except ValueError:
+        pass
+    return {"error": {"type": "ProcessExit", "message": "the Python process running this seed stopped before it "
+                      "finished (os._exit, sys.exit in a thread, a crash or too much memory?)", "where": ""}}

@@ -1,5 +1,9 @@
 """source/ -> release/ with the real nbgrader, then a leak check: no solution line and no marker may reach students.
 
+Beside the notebook, the release gets the student's public checks (``public.py``): a copy of the grader's rules,
+drivers and figures (``SHIPPED``), and ``public_checks.json`` with the reference's recorded answers to the public cases
+(``record_public``). The known mistakes (``mistakes.py``) and the reference code stay with the grader.
+
 nbgrader's settings (course id, course root, a throwaway gradebook) are derived from course.toml here; there is no
 nbgrader_config.py to keep in sync. The gradebook lives in a temporary directory: generate_assignment needs one to
 record the assignment, but the course keeps its grades in results.json files, not in nbgrader's database.
@@ -7,6 +11,7 @@ record the assignment, but the course keeps its grades in results.json files, no
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,8 +22,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.notebook import graded_cells
+from autograder import checks
+from autograder.harness import plain
+from autograder.notebook import graded_cells, reference_functions
 
+PACKAGE = Path(checks.__file__).parent
+SHIPPED = ("__init__.py", "harness.py", "envs.py", "checks.py", "plots.py", "public.py")  # the public checks' code
 MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
 
 
@@ -51,10 +60,55 @@ def generate(course, assignment, out_dir: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(made, target)
+    if has_public_checks(assignment):
+        (target / "autograder").mkdir()
+        for name in SHIPPED:
+            shutil.copy2(PACKAGE / name, target / "autograder" / name)
+        (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
     problems = leaks(assignment.source, target / assignment.notebook)
     if problems:
         raise ReleaseError("the release leaks reference material:\n" + "\n".join(problems))
     return target / assignment.notebook
+
+
+def has_public_checks(assignment) -> bool:
+    """Public checks need every check's rules in the shipped ``checks.py`` (the optional parts keep theirs apart)."""
+    return all(type(check).__module__ == checks.__name__ for check in assignment.checks)
+
+
+def record_public(assignment) -> dict:
+    """What the public checks need from the reference, as recorded values: for each exactness check its fixed
+    cases, the reference's answers and the known mistakes' answers; for the other checks their cases and answers
+    or, for behaviour checks, the reference's learning curves (the same ones the feedback page draws)."""
+    from autograder.feedback import reference_runs
+    from autograder.mistakes import MISTAKES
+
+    reference = checks.Reference(reference_functions(assignment), MISTAKES)
+    entries = []
+    for check in (c for c in assignment.checks if c.public):
+        settings = {k: v for k, v in vars(check).items() if k != "name"}
+        cases = check.fixed_cases() if isinstance(check, checks.ExactCheck) else check.cases(reference)
+        entry = {"name": check.name, "settings": settings, "cases": json.loads(json.dumps(cases))}
+        if isinstance(check, checks.ConvergenceCheck):
+            entry["reference"] = reference_runs(assignment, check.name)
+        else:
+            entry["expected"] = [short(reference.expected(check, case)) for case in cases]
+        if isinstance(check, checks.ExactCheck):
+            entry["mistakes"] = [short(reference.mistaken(check, case)) for case in cases]
+        entries.append(entry)
+    return {"assignment": assignment.id, "title": assignment.title, "setup_cell": assignment.setup_cell,
+            "graded_cells": list(assignment.graded_cells), "checks": entries,
+            "hidden": [c.title for c in assignment.checks if not c.public]}
+
+
+def short(value):
+    """Plain data with numbers to 7 significant digits: finer than every check's tolerance, half the size."""
+    value = plain(value)
+    if isinstance(value, dict):
+        return {k: short(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [short(v) for v in value]
+    return float(f"{value:.7g}") if isinstance(value, float) else value
 
 
 def solution_lines(source: Path) -> set[str]:
@@ -74,9 +128,17 @@ def solution_lines(source: Path) -> set[str]:
 
 
 def leaks(source: Path, release: Path) -> list[str]:
-    """Every marker, solution line or hidden cell of ``source`` that can be found in ``release``."""
+    """Every marker, solution line or hidden cell of ``source`` that can be found in ``release``, or in the public
+    checks' files beside it."""
     text = release.read_text()
     problems = [f"marker {m.group(0)!r}" for m in MARKERS.finditer(text)]
+    shipped = [p for p in release.parent.rglob("*") if p.is_file() and p != release and p.suffix in (".py", ".json")]
+    secret = solution_lines(source)
+    for path in shipped:
+        lines = {line.strip() for line in path.read_text().splitlines()}
+        problems += [f"solution line {line!r} in {path.name}" for line in sorted(secret & lines)]
+        if path.name == "mistakes.py":
+            problems.append("the known mistakes (mistakes.py) are in the release")
     released = {line.strip() for cell in nbformat.read(release, as_version=4).cells
                 for line in cell.source.splitlines()}
     problems += [f"solution line {line!r}" for line in sorted(solution_lines(source) & released)]
@@ -89,6 +151,25 @@ def leaks(source: Path, release: Path) -> list[str]:
     return problems
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Equal files; a recorded JSON may differ in the last digits of its numbers (another CPU's float rounding)."""
+    if not (a.exists() and b.exists()):
+        return False
+    if a.suffix != ".json":
+        return a.read_bytes() == b.read_bytes()
+    return close(json.loads(a.read_text()), json.loads(b.read_text()))
+
+
+def close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-4 * max(1, abs(b))
+    return a == b
+
+
 def is_stale(course, assignment) -> list[str]:
     """Differences between the committed release and one generated now (empty when in sync)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -96,6 +177,12 @@ def is_stale(course, assignment) -> list[str]:
         committed = assignment.release
         if not committed.exists():
             return [f"{committed} does not exist"]
+        extra = sorted({p.relative_to(fresh.parent) for p in fresh.parent.rglob("*") if p.is_file()} |
+                       {p.relative_to(committed.parent) for p in committed.parent.rglob("*") if p.is_file()
+                        and "__pycache__" not in p.parts} - {Path(assignment.notebook)})
+        changed = [f"{name} differs" for name in extra if not same_file(committed.parent / name, fresh.parent / name)]
+        if changed:
+            return changed
         a, b = nbformat.read(committed, as_version=4), nbformat.read(fresh, as_version=4)
         if len(a.cells) != len(b.cells):
             return [f"{committed} has {len(a.cells)} cells, a fresh release has {len(b.cells)}"]

@@ -2,6 +2,7 @@
 
 Schema: https://gradescope-autograders.readthedocs.io/en/latest/specs/ (top-level ``score``, ``execution_time``,
 ``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``, ``output``; ``extra_data`` is free-form).
+The same results also become JUnit XML (``junit``), which CI systems such as GitHub Actions can display.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from autograder.grade import Report
+
+
+FIGURE_DATA = ("runs", "feedback_runs")  # learning curves drawn in feedback.html; too long for results.json
 
 
 def gradescope(report: Report) -> dict:
@@ -35,7 +40,8 @@ def gradescope(report: Report) -> dict:
         "extra_data": {
             "assignment": report.assignment,
             **report.extra,
-            "checks": {r.name: {"score": r.score, **r.data} for r in report.results},
+            "checks": {r.name: {"score": r.score, **{k: v for k, v in r.data.items() if k not in FIGURE_DATA}}
+                       for r in report.results},
         },
     }
 
@@ -50,6 +56,41 @@ def error_results(assignment, exc: BaseException) -> dict:
     return {"score": 0, "output": message, "tests": [
         {"name": AUTOGRADER_ERROR, "score": 0, "max_score": sum(c.points for c in assignment.checks),
          "status": "failed", "output": message}], "extra_data": {"autograder_error": repr(exc)}}
+
+
+def junit(results: dict, assignment) -> str:
+    """results.json as JUnit XML: one testsuite for the assignment, one testcase per check.
+
+    Made from the results dict rather than from a report, so an autograder error (no report) becomes an ``<error>``
+    testcase the same way a grade does. A failed check's output is its failure message; score and max_score are
+    properties of each testcase and of the suite."""
+    names = {check.title: check.name for check in assignment.checks}
+    tests = results.get("tests", [])
+    failed = [t for t in tests if t.get("status") == "failed" and t["name"] != AUTOGRADER_ERROR]
+    errors = [t for t in tests if t["name"] == AUTOGRADER_ERROR]
+    root = ET.Element("testsuites", name=assignment.id)
+    suite = ET.SubElement(root, "testsuite", name=assignment.id, tests=str(len(tests)), failures=str(len(failed)),
+                          errors=str(len(errors)), skipped="0", time=str(results.get("execution_time", 0)))
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (("score", results.get("score", 0)), ("max_score", sum(t["max_score"] for t in tests))):
+        ET.SubElement(properties, "property", name=key, value=f"{value:g}")
+    for test in tests:
+        case = ET.SubElement(suite, "testcase", name=test["name"], classname=assignment.id)
+        properties = ET.SubElement(case, "properties")
+        for key, value in (("check", names.get(test["name"])), ("score", f"{test['score']:g}"),
+                           ("max_score", f"{test['max_score']:g}")):
+            if value is not None:
+                ET.SubElement(properties, "property", name=key, value=value)
+        if test in errors or test in failed:
+            outcome = ET.SubElement(case, "error" if test in errors else "failure", message=test.get("output", ""),
+                                    type="AutograderError" if test in errors else "CheckFailed")
+            outcome.text = test.get("output", "")
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(path: Path, results: dict, assignment) -> None:
+    write_atomic(path, junit(results, assignment))
 
 
 def summary(report: Report) -> str:

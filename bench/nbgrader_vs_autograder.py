@@ -6,7 +6,7 @@ that notebook are timed:
   full     the whole Week 3 notebook (nbgrader always executes every cell, training demos included);
   minimal  only the setup cell, the four graded cells and the hidden tests (nbgrader's best case).
 Reported: per-submission wall time and peak RSS (median of --repeats runs) for a reference, a blank and a buggy
-submission, and the wall time of a batch of --students submissions: ours with grade-all --jobs 2, nbgrader's autograde
+submission (ours also with --workers 1: behaviour seeds one after another), and the wall time of a batch of --students submissions: ours with grade-all --jobs 2, nbgrader's autograde
 (sequential). Also checks that both graders agree on which submissions get full marks.
 
     .venv/bin/python bench/nbgrader_vs_autograder.py --students 20 --repeats 3
@@ -159,15 +159,17 @@ def main() -> None:
             shutil.copy(assignment.release, path)
         else:
             fill_release(assignment, path, answers)
-        runs = {"ours": [measured([sys.executable, "-m", "autograder", "grade", str(path), "--results",
-                                   str(ours_dir / f"{label}.json"), "--no-html"], env)
-                         for _ in range(args.repeats)]}
+        ours = [sys.executable, "-m", "autograder", "grade", str(path), "--results", str(ours_dir / f"{label}.json"),
+                "--no-html"]
+        runs = {"ours": [measured(ours, env) for _ in range(args.repeats)],  # seeds on every core
+                "ours 1 worker": [measured(ours + ["--workers", "1"], env) for _ in range(args.repeats)]}
         for name, course in courses.items():
             runs[f"nbgrader {name}"] = [measured(course.command("autograde", assignment.id, "--force",
                                                                 f"--student={label}"), env)
                                         for _ in range(args.repeats)]
         ours_score = json.loads((ours_dir / f"{label}.json").read_text())["score"]
-        scores = {"ours": ours_score, **{f"nbgrader {n}": c.score(label) for n, c in courses.items()}}
+        scores = {"ours": ours_score, "ours 1 worker": ours_score,
+                  **{f"nbgrader {n}": c.score(label) for n, c in courses.items()}}
         rows.append((label, runs, scores))
 
     print(f"\nper submission (median of {args.repeats} runs; wall s / peak RSS MB; score of 16):")

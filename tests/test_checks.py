@@ -6,7 +6,7 @@ import pytest
 
 
 def answers(metrics):
-    return [{"ok": {"p_left": [m]}} for m in metrics]
+    return [{"ok": {"probs": [[m, 0.0, 0.0]]}} for m in metrics]
 
 
 @pytest.mark.parametrize("outcomes", list(itertools.product([0.99, 0.2], repeat=5)))

@@ -2,6 +2,7 @@
 and the command line writes it next to results.json."""
 
 import html
+import json
 import shutil
 import subprocess
 import sys
@@ -10,9 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autograder import feedback
+from autograder import feedback, plots
 from autograder.grade import grade
 from autograder.release import solution_lines
+from autograder.results import FIGURE_DATA, gradescope
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
 ONLY = {"policy_gradient_update_exact", "bandit_table_learns", "pg_loss_exact", "baseline_reduces_variance",
@@ -53,8 +55,45 @@ def test_page_shows_plots_and_messages(pages, label, plots, message):
 def test_failed_exactness_check_lists_wrong_cases(pages):
     report, page = pages["bug"]
     wrong = next(r for r in report.results if r.name == "policy_gradient_update_exact").data["wrong"]
-    assert "<th>input</th><th>what went wrong</th>" in page
-    assert all(html.escape(w["case"]) in page and html.escape(w["problem"]) in page for w in wrong)
+    assert "<th>input</th><th>expected</th><th>yours</th><th>what went wrong</th>" in page
+    assert all(html.escape(w[k]) in page for w in wrong for k in ("case", "expected", "got", "problem"))
+    assert wrong[0]["expected"].startswith("policy [") and wrong[0]["got"].startswith("policy [")
+
+
+def test_behaviour_figures_are_the_lecture_views(assignment, pages):
+    """Bandit: draw_plots' three views (action probabilities, reward per step, total reward per run); chain: return
+    and loss per episode, without the baseline (graded) and with it (feedback-only runs), yours and the reference's."""
+    report, _ = pages["reference"]
+    data = {r.name: r.data for r in report.results}
+    bandit = data["bandit_table_learns"]["runs"]
+    assert all(len(run["probs"]) == 500 and len(run["probs"][0]) == 3 and len(run["rewards"]) == 500 for run in bandit)
+    fig = plots.figure(assignment.check("bandit_table_learns"), bandit,
+                       feedback.reference_runs(assignment, "bandit_table_learns")["runs"])
+    assert [ax.get_xlabel() for ax in fig.axes] == ["Time step", "Time step", "Seed (one run each)"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Action probability", "Reward", "Total reward"]
+    chain = data["chain_reinforce_learns"]
+    assert len(chain["feedback_runs"]) == 2 and all(len(r["losses"]) == 500 for r in chain["feedback_runs"])
+    reference = feedback.reference_runs(assignment, "chain_reinforce_learns")
+    fig = plots.figure(assignment.check("chain_reinforce_learns"), chain["runs"], reference["runs"],
+                       {"runs": chain["feedback_runs"], "reference": reference["feedback_runs"]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Episode return", "Episode loss"]
+    labels = {t.get_text() for t in fig.axes[1].get_legend().get_texts()}
+    assert {"your code", "reference", "your code + baseline", "reference + baseline"} <= labels
+
+
+def test_results_json_stays_small(pages):
+    """The learning curves go into the page, not into results.json."""
+    results = gradescope(pages["reference"][0])
+    assert not any(key in check for check in results["extra_data"]["checks"].values() for key in FIGURE_DATA)
+    assert len(json.dumps(results)) < 20_000
+
+
+def test_animation_gif(tmp_path):
+    """The lecture's animation, written with matplotlib's Pillow writer: one frame per time step."""
+    probs = [[0.2 + 0.001 * t, 0.4, 0.4 - 0.001 * t] for t in range(30)]
+    plots.animation_gif(probs, tmp_path / "a.gif", frames=20)
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.format == "GIF" and gif.n_frames == 20
 
 
 def test_no_solution_code_in_any_page(assignment, pages):

@@ -84,3 +84,13 @@ def test_unreadable_submission_gets_zero_with_a_message(assignment, tmp_path, co
     results = read_results(out)
     assert results["score"] == 0 and len(results["tests"]) == len(assignment.checks)
     assert all(message in t["output"] for t in results["tests"]), results["tests"][0]["output"]
+
+
+def test_seeds_run_in_parallel_give_the_same_verdicts(assignment):
+    """Forked copies run each seed exactly as the kernel would: same metrics, same verdicts, with 1 or 2 workers."""
+    only = {"bandit_network_learns", "chain_reinforce_learns"}
+    one, two = (grade(assignment.source, assignment, only=only, workers=w, figures=False) for w in (1, 2))
+    for a, b in zip(one.results, two.results, strict=True):
+        assert a.passed and b.passed
+        common = min(len(a.data["metrics"]), len(b.data["metrics"]))
+        assert a.data["metrics"][:common] == b.data["metrics"][:common] and common >= 4

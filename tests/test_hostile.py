@@ -28,10 +28,10 @@ def strict(assignment):
     return dataclasses.replace(assignment, limits=limits)
 
 
-def grade_with(strict, tmp_path, answers, only, blank=()):
+def grade_with(strict, tmp_path, answers, only, blank=(), workers=1):
     path = fill_release(strict, tmp_path / "hostile.ipynb", answers, blank)
     start = time.monotonic()
-    report = grade(path, strict, only=set(only))
+    report = grade(path, strict, only=set(only), workers=workers)
     return results_by_name(report), time.monotonic() - start, report
 
 
@@ -54,6 +54,27 @@ def test_os_exit_inside_a_graded_function(strict, tmp_path):
                                           ["reinforce_loss_exact", CORRECT_RETURNS])
     assert results["reinforce_loss_exact"].score == 0 and "stopped" in results["reinforce_loss_exact"].output
     assert results[CORRECT_RETURNS].passed, "the check after the crash runs in a fresh kernel"
+    assert report.extra["kernel_restarts"] == 1
+
+
+def test_os_exit_in_a_seed_run_in_parallel(strict, tmp_path):
+    """With seeds forked in parallel, a copy that exits costs its seed only: the kernel lives on, no restart."""
+    code = ("def discounted_returns(rewards, gamma):\n    import os\n    if len(rewards) > 30:\n        os._exit(3)\n"
+            "    out, g = [], 0.0\n    for r in reversed(rewards):\n        g = r + gamma * g\n        out.append(g)\n"
+            "    return out[::-1]\n")
+    results, _, report = grade_with(strict, tmp_path, {"discounted_returns": code},
+                                    ["chain_reinforce_learns", "pg_loss_exact"], workers=2)
+    chain = results["chain_reinforce_learns"]
+    assert not chain.passed and "stopped before it finished" in chain.output
+    assert results["pg_loss_exact"].passed and report.extra["kernel_restarts"] == 0
+
+
+def test_endless_seed_run_in_parallel_is_stopped(strict, tmp_path):
+    code = "def reinforce_loss(log_probs, returns, baseline=0.0):\n    while True:\n        pass\n"
+    results, seconds, report = grade_with(strict, tmp_path, {"reinforce_loss": code},
+                                          ["chain_reinforce_learns", CORRECT_RETURNS], workers=2)
+    assert "Not finished within the time limit" in results["chain_reinforce_learns"].output
+    assert results[CORRECT_RETURNS].passed and seconds < CELL_SECONDS + 30
     assert report.extra["kernel_restarts"] == 1
 
 

@@ -1,8 +1,10 @@
 """release/ is what nbgrader makes of source/ today, and it holds no solution line, marker or output."""
 
+import json
+
 import nbformat
 
-from autograder.release import generate, is_stale, leaks, solution_lines
+from autograder.release import generate, is_stale, leaks, same_file, solution_lines
 
 
 def test_committed_release_is_in_sync(course, assignment):
@@ -41,3 +43,22 @@ def test_locked_cells_carry_nbgrader_checksums(assignment):
 def test_generate_into_a_fresh_folder(course, assignment, tmp_path):
     path = generate(course, assignment, tmp_path)
     assert path.exists() and not list(path.parent.glob("*.py"))
+
+
+def test_release_ships_the_public_checks(assignment):
+    folder = assignment.release.parent
+    assert (folder / "public_checks.json").exists() and (folder / "autograder" / "public.py").exists()
+    assert not (folder / "autograder" / "mistakes.py").exists()
+
+
+def test_recorded_numbers_may_differ_in_their_last_digits_only(tmp_path):
+    """Another CPU may round the reference's floats differently; the release is still in sync, but not when a case
+    or a value really changed."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"cases": [{"seed": 0}], "expected": [0.1234567, 2.0]}))
+    b.write_text(json.dumps({"cases": [{"seed": 0}], "expected": [0.1234568, 2.0]}))
+    assert same_file(a, b)
+    b.write_text(json.dumps({"cases": [{"seed": 1}], "expected": [0.1234567, 2.0]}))
+    assert not same_file(a, b)
+    b.write_text(json.dumps({"cases": [{"seed": 0}], "expected": [0.1244567, 2.0]}))
+    assert not same_file(a, b)

@@ -21,3 +21,4 @@ def test_source_runs_top_to_bottom_without_stderr(assignment, tmp_path):
     assert not [cid for cid, o in outputs if o.output_type == "error"]
     assert not [(cid, o.text[:200]) for cid, o in outputs if o.output_type == "stream" and o.name == "stderr"]
     assert any(o.output_type == "display_data" and "image/png" in o.data for _, o in outputs), "plots are drawn"
+    assert any(cid == "bandit-animation" and "image/gif" in o.get("data", {}) for cid, o in outputs), "the GIF is shown"

@@ -1,0 +1,209 @@
+"""The public checks a student runs on their own work, in the release folder, before submitting.
+
+    from autograder.public import check; check()          # in a cell of the release notebook: every part
+    check("pg_loss")                                      # one part: the checks of one graded function
+    python -m autograder.public policy_gradients.ipynb --part pg_loss      # from a terminal, in the release folder
+
+They apply the grader's own rules and messages (``checks.py``) with its own drivers (``harness.py``) and figures
+(``plots.py``). What the grader gets from the reference solution comes here from ``public_checks.json``, recorded at
+release time (``release.record_public``): the reference's answers to the public cases, the answers of the known
+mistakes (for the hints), and the reference's learning curves. The solution itself is not in the release.
+
+Public: the fixed cases of every exactness check, and every behaviour check on the grading seeds. Hidden: the random
+cases of every exactness check, which only the grader runs, so passing here is necessary but not sufficient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import io
+import json
+import linecache
+import sys
+from pathlib import Path
+
+from autograder import checks, harness, plots
+
+RECORD = "public_checks.json"
+
+
+class Recorded:
+    """Expected answers recorded at release time, looked up by case (the ``Reference`` of the grader's checks)."""
+
+    def __init__(self, entry: dict):
+        self.entry = entry
+        self.index = {key(case): i for i, case in enumerate(entry["cases"])}
+
+    def expected(self, check, case: dict) -> dict:
+        return self.entry["expected"][self.index[key(case)]]
+
+    def mistaken(self, check, case: dict) -> dict[str, dict]:
+        return self.entry["mistakes"][self.index[key(case)]]
+
+
+def key(case: dict) -> str:
+    return json.dumps(case, sort_keys=True)
+
+
+def build(entry: dict) -> checks.Check:
+    cls = checks.CHECKS[entry["name"]]
+    return cls(name=entry["name"], **{k: tuple(v) if isinstance(v, list) else v for k, v in entry["settings"].items()})
+
+
+def load(folder: Path | None = None) -> dict:
+    """The record beside the notebook (the current folder) or beside this package."""
+    for place in (Path(folder or Path.cwd()), Path(__file__).resolve().parent.parent):
+        if (place / RECORD).exists():
+            return json.loads((place / RECORD).read_text())
+    raise FileNotFoundError(f"{RECORD} not found: run the public checks in the release folder of the assignment, "
+                            "next to the notebook and its autograder/ folder.")
+
+
+def run(entry: dict, namespace: dict) -> tuple[checks.CheckResult, dict]:
+    """One check on the functions defined in ``namespace``: its result, and the extra runs its figure shows."""
+    check = build(entry)
+    missing = [f for f in check.functions if not callable(namespace.get(f))]
+    if missing:
+        return check.result(False, f"`{missing[0]}` is not defined: run its cell first."), {}
+    functions = [namespace[f] for f in check.functions]
+    answers: list[dict] = []
+    for batch in check.batches(entry["cases"]):
+        answers += [harness.plain(harness.run_case(check.driver, functions, case)) for case in batch]  # as sent
+        if check.settled(answers):
+            break
+    result = check.judge(entry["cases"][:len(answers)], answers, Recorded(entry))
+    extra = {}
+    if isinstance(check, checks.ConvergenceCheck):
+        extra = {"runs": [check.keep(harness.run_case(check.driver, functions, c)) for c in check.feedback_cases()],
+                 "reference": entry["reference"]["feedback_runs"]}
+    return result, extra
+
+
+def selected(record: dict, part: str | None) -> list[dict]:
+    names = [entry["name"] for entry in record["checks"]]
+    chosen = [e for e in record["checks"] if part is None or part == e["name"] or part in build(e).functions]
+    if not chosen:
+        parts = sorted({f for e in record["checks"] for f in build(e).functions})
+        raise ValueError(f"no public check for {part!r}; parts: {', '.join(parts)}; checks: {', '.join(names)}")
+    return chosen
+
+
+def header(record: dict, chosen: list[dict]) -> str:
+    hidden = sum(e["settings"].get("random_cases", 0) for e in chosen)
+    others = "".join(f"\n  - {title}" for title in record["hidden"])
+    return (f"Public checks for {record['title']}: {len(chosen)} check(s). These are the grader's own rules and "
+            "messages on the public cases: the fixed inputs of each function and the training runs on the grading "
+            f"seeds.\nHidden checks exist: the grader also runs {hidden} random cases of these functions that are not "
+            "here, so a pass here does not guarantee full marks." + (f" Grader-only checks:{others}" if others else ""))
+
+
+def report(result: checks.CheckResult) -> str:
+    mark = "✓ passed" if result.passed else "✗ failed"
+    lines = [f"{mark}  {result.title}  ({result.max_score:g} points when graded)", "   " + result.output.replace(
+        "\n", "\n   ")]
+    for wrong in result.data.get("wrong", []):
+        lines.append(f"   · input: {wrong['case']}\n     expected: {wrong['expected']}\n     yours:    {wrong['got']}")
+    return "\n".join(lines)
+
+
+def figure_png(entry: dict, result: checks.CheckResult, extra: dict) -> bytes | None:
+    if not result.data.get("runs") or not any(result.data["runs"]):
+        return None
+    check = build(entry)
+    figure = plots.figure(check, result.data["runs"], entry["reference"]["runs"], extra)
+    return plots.png(figure)
+
+
+def check(part: str | None = None, namespace: dict | None = None) -> bool:
+    """Run the public checks of ``part`` (a graded function or check name; None: all) on the functions defined in
+    the calling notebook, print the grader's messages and show the learning curves. True if all passed."""
+    if namespace is None:
+        namespace = inspect.currentframe().f_back.f_globals
+    try:
+        record = load()
+        chosen = selected(record, part)
+    except (FileNotFoundError, ValueError) as exc:
+        print(exc)
+        return False
+    print(header(record, chosen) + "\n")
+    passed = True
+    for entry in chosen:
+        result, extra = run(entry, namespace)
+        passed &= result.passed
+        print(report(result) + "\n", flush=True)
+        image = figure_png(entry, result, extra)
+        if image:
+            from IPython.display import Image, display
+
+            display(Image(data=image))
+    print("All public checks passed." if passed else "Some public checks failed: see the messages above.")
+    return passed
+
+
+def notebook_namespace(path: Path, record: dict) -> tuple[dict, list[str]]:
+    """Run the notebook's setup cell and graded cells, as the grader does, in a fresh namespace (on the student's own
+    machine: this is their code). Returns the namespace and a note per cell that failed."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    by_id = {}
+    for cell in cells:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if grade_id and cell.get("cell_type") == "code":
+            by_id[grade_id] = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+    namespace: dict = {"__name__": "__main__"}
+    problems = []
+    for name in [record["setup_cell"], *record["graded_cells"]]:
+        if name not in by_id:
+            problems.append(f"the cell `{name}` is missing from {path.name}")
+            continue
+        filename = f"<cell {name}>"
+        linecache.cache[filename] = (len(by_id[name]), None, by_id[name].splitlines(True), filename)  # tracebacks
+        try:
+            exec(compile(by_id[name], filename, "exec"), namespace)  # noqa: S102 - the student's own code
+        except Exception as exc:  # noqa: BLE001 - reported like the grader does
+            problems.append(f"your `{name}` cell failed to run: {type(exc).__name__}: {exc}")
+    return namespace, problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.public", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path, help="your notebook, in the release folder")
+    parser.add_argument("--part", help="one graded function (or check name); default: all")
+    parser.add_argument("--plots", type=Path, default=Path("public-check-plots"),
+                        help="folder for the learning-curve figures (default: public-check-plots/)")
+    args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    try:
+        record = load(args.notebook.resolve().parent)
+        chosen = selected(record, args.part)
+    except (FileNotFoundError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    with io.StringIO() as quiet:  # the notebook's own prints are not the checks' output
+        stdout, sys.stdout = sys.stdout, quiet
+        try:
+            namespace, problems = notebook_namespace(args.notebook, record)
+        finally:
+            sys.stdout = stdout
+    print(header(record, chosen) + "\n")
+    for problem in problems:
+        print(f"note: {problem}")
+    passed = True
+    for entry in chosen:
+        result, extra = run(entry, namespace)
+        passed &= result.passed
+        print(report(result))
+        image = figure_png(entry, result, extra)
+        if image:
+            args.plots.mkdir(parents=True, exist_ok=True)
+            (args.plots / f"{entry['name']}.png").write_bytes(image)
+            print(f"   figure: {args.plots / (entry['name'] + '.png')}")
+        print()
+    print("All public checks passed." if passed else "Some public checks failed: see the messages above.")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Exports for instructors: JUnit XML, the class report, the Gradescope zip, the GitHub Actions workflow, progress."""
+
+import base64
+import csv
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from autograder import config
+from autograder.__main__ import build_parser, main
+from autograder.exports import find_notebook, github_workflow
+from autograder.notebook import SubmissionError
+from autograder.results import AUTOGRADER_ERROR, error_results, write_json
+from tests.conftest import CATALOGUE, fill_release, load_variant
+
+EXACT = ["policy_gradient_update_exact", "pg_loss_exact", "discounted_returns_exact", "reinforce_loss_exact"]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+# Commands run in-process through the CLI's main() where they need no process of their own: starting Python with
+# torch costs ~5 s on this machine. grade-all and run_autograder start real processes.
+
+
+# ---------------------------------------------------------------------------------------------------- JUnit XML
+def test_junit_fails_exactly_the_checks_a_buggy_submission_fails(assignment, tmp_path):
+    """Two catalogued bugs in one notebook: their exactness checks are JUnit failures with the check's output; the
+    grade is a result, not an error, so the command exits 0 (a CI job does not fail on a low score)."""
+    answers, expected = {}, set()
+    for bug in ("pg_loss_sign_flipped.py", "returns_off_by_one.py"):
+        functions, fails, _ = load_variant(CATALOGUE / "bugs" / bug)
+        answers |= functions
+        expected |= set(fails) & set(EXACT)
+    path = fill_release(assignment, tmp_path / "bug.ipynb", answers)
+    assert main(["grade", str(path), "--results", str(tmp_path / "results.json"), "--junit", str(tmp_path / "j.xml"),
+                 "--no-html", *[a for name in EXACT for a in ("--check", name)]]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite.get("name") == assignment.id
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", str(len(expected)), "0")
+    suite_props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert suite_props == {"score": f"{results['score']:g}", "max_score": "11"}
+    outputs = {t["name"]: t["output"] for t in results["tests"]}
+    failed = set()
+    for case in suite.findall("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.find("properties")}
+        assert props["max_score"] == f"{assignment.check(props['check']).points:g}"
+        failure = case.find("failure")
+        if failure is not None:
+            failed.add(props["check"])
+            assert props["score"] == "0"
+            assert failure.get("message") == failure.text == outputs[case.get("name")]
+    assert failed == expected == {"pg_loss_exact", "discounted_returns_exact"}
+
+
+def test_junit_is_written_when_the_grader_fails(assignment, tmp_path):
+    """A course whose source notebook is gone: the grader fails (an exception, exit 1) but leaves results.json and
+    an <error> testcase behind."""
+    course_dir = tmp_path / "course"
+    course_dir.mkdir()
+    shutil.copy(config.DEFAULT_CONFIG, course_dir / "course.toml")
+    shutil.copytree(assignment.release.parent, course_dir / "release" / assignment.id)
+    path = fill_release(assignment, tmp_path / "s.ipynb")
+    with pytest.raises(FileNotFoundError):
+        main(["--config", str(course_dir / "course.toml"), "grade", str(path), "--assignment", assignment.id,
+              "--results", str(tmp_path / "results.json"), "--junit", str(tmp_path / "j.xml"), "--no-html"])
+    assert json.loads((tmp_path / "results.json").read_text())["tests"][0]["name"] == AUTOGRADER_ERROR
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    (case,) = suite.findall("testcase")
+    assert suite.get("errors") == "1" and case.find("failure") is None
+    assert "FileNotFoundError" in case.find("error").get("message")
+
+
+# ------------------------------------------------------------------------------------------------ class report
+class Tables(HTMLParser):
+    """The text of every table cell, table by table, and every image source."""
+
+    def __init__(self, page: str):
+        super().__init__()
+        self.tables, self.images, self._cell = [], [], None
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = ""
+        elif tag == "img":
+            self.images.append(dict(attrs)["src"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self.tables[-1][-1].append(self._cell.strip())
+            self._cell = None
+
+
+def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_path, capsys):
+    """Three students on the three fast exactness checks: full marks, one bug, blank. Then a fourth whose grading
+    errored, and ``report`` rebuilds everything from the autograded folder."""
+    checks = ["policy_gradient_update_exact", "pg_loss_exact", "discounted_returns_exact"]
+    folder = lambda s: tmp_path / "submitted" / s / assignment.id  # noqa: E731
+    for student in ("ada", "bob", "cy"):
+        folder(student).mkdir(parents=True)
+    fill_release(assignment, folder("ada") / assignment.notebook)
+    (folder("bob") / assignment.notebook).write_bytes(assignment.release.read_bytes())
+    fill_release(assignment, folder("cy") / assignment.notebook,
+                 load_variant(CATALOGUE / "bugs" / "pg_loss_prob_not_log.py")[0])
+    assert main(["grade-all", str(tmp_path), "--jobs", "2", *[a for name in checks for a in ("--check", name)]]) == 0
+    out = tmp_path / "autograded"
+    report = out / f"report-{assignment.id}.html"
+    assert f"report: {report}" in capsys.readouterr().out
+
+    def tables():
+        page = report.read_text()
+        assert "<script" not in page and "<link" not in page and "http" not in page.split("<body>")[1]
+        parsed = Tables(page)
+        assert len(parsed.images) == 2  # the histogram and the pass-rate bars, inline
+        for src in parsed.images:
+            assert base64.b64decode(src.removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
+        return parsed.tables, page
+
+    (rates, slowest), page = tables()
+    assert "3 students: 3 graded, autograder errors: 0" in page
+    assert "mean <b>4.33</b>, median <b>5</b>, min 0, max 8 of 8 points; full marks: 1" in page
+    assert [(r[0], r[3], r[4]) for r in rates[1:]] == [
+        ("policy_gradient_update_exact", "2 / 3", "66.7 %"), ("pg_loss_exact", "1 / 3", "33.3 %"),
+        ("discounted_returns_exact", "2 / 3", "66.7 %")]
+    seconds = {s: json.loads((out / s / assignment.id / "results.json").read_text())["execution_time"]
+               for s in ("ada", "bob", "cy")}
+    expected = sorted(seconds, key=lambda s: (-seconds[s], s))
+    assert [(r[0], float(r[1])) for r in slowest[1:]] == [(s, seconds[s]) for s in expected]
+    assert "None: every submission was graded." in page
+
+    write_json(out / "dan" / assignment.id / "results.json", error_results(assignment, RuntimeError("kernel gone")))
+    assert main(["report", str(tmp_path), "--assignment", assignment.id]) == 0
+    (rates_after, _, errors), page = tables()
+    assert "4 students: 3 graded, autograder errors: 1" in page
+    assert rates_after == rates, "an errored student is not a failed one"
+    assert errors[1] == ["dan", "RuntimeError('kernel gone')"]
+    with open(out / f"grades-{assignment.id}.csv") as f:
+        assert {row["student"]: row["autograder_error"] for row in csv.DictReader(f)}["dan"] == "True"
+    assert "students: 4, graded: 3, autograder errors: 1" in capsys.readouterr().out
+
+
+def test_report_of_a_folder_without_results_says_so(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 1
+    assert "no week03_policy_gradients results" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------ Gradescope zip
+@pytest.fixture(scope="module")
+def gradescope_source(tmp_path_factory):
+    """The zip built by the command, unzipped where Gradescope puts it: <tmp>/autograder/source."""
+    tmp = tmp_path_factory.mktemp("gradescope")
+    assert main(["gradescope-zip", "--out", str(tmp / "autograder.zip")]) == 0
+    with zipfile.ZipFile(tmp / "autograder.zip") as archive:
+        modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
+        archive.extractall(tmp / "source")
+    assert modes["run_autograder"] & 0o111 and modes["setup.sh"] & 0o111
+    return tmp / "source"
+
+
+def run_autograder(source: Path, root: Path, submission: dict[str, Path]) -> dict:
+    """Lay out <root>/autograder like Gradescope and run run_autograder with this venv's Python, outside the repo and
+    without PYTHONPATH, so only the zip's copy of the grader can be imported."""
+    shutil.copytree(source, root / "autograder" / "source")
+    (root / "autograder" / "submission").mkdir()
+    for name, path in submission.items():
+        shutil.copy(path, root / "autograder" / "submission" / name)
+    env = {k: v for k, v in ENV.items() if k != "PYTHONPATH"}
+    env |= {"AUTOGRADER_ROOT": str(root / "autograder"), "AUTOGRADER_PYTHON": sys.executable,
+            "AUTOGRADER_CHECKS": " ".join(EXACT)}
+    proc = subprocess.run(["bash", str(root / "autograder" / "source" / "run_autograder")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads((root / "autograder" / "results" / "results.json").read_text())
+
+
+def test_zip_has_gradescopes_layout_and_a_valid_setup(gradescope_source, assignment):
+    names = {p.relative_to(gradescope_source).as_posix() for p in gradescope_source.rglob("*") if p.is_file()}
+    assert {"setup.sh", "run_autograder", "course.toml", "requirements.lock", "pyproject.toml",
+            "autograder/__main__.py", "autograder/grade.py", f"source/{assignment.id}/{assignment.notebook}",
+            f"release/{assignment.id}/{assignment.notebook}"} <= names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    setup = gradescope_source / "setup.sh"
+    assert subprocess.run(["bash", "-n", str(setup)], capture_output=True).returncode == 0
+    text = setup.read_text()
+    assert "requirements.lock" in text and "torch 2.13.0" in text
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in text
+    assert "torch==2.13.0" in (gradescope_source / "requirements.lock").read_text()
+    assert subprocess.run(["bash", "-n", str(gradescope_source / "run_autograder")]).returncode == 0
+
+
+def test_run_autograder_gives_the_reference_full_marks(gradescope_source, assignment, tmp_path):
+    notebook = fill_release(assignment, tmp_path / "x.ipynb")
+    results = run_autograder(gradescope_source, tmp_path, {"my answers.ipynb": notebook})
+    assert [t["name"] for t in results["tests"]] == [assignment.check(c).title for c in EXACT]
+    assert results["score"] == sum(assignment.check(c).points for c in EXACT) == 11
+    assert all(t["status"] == "passed" for t in results["tests"])
+
+
+def test_run_autograder_without_a_notebook_gives_zero_and_says_what_to_submit(gradescope_source, tmp_path):
+    results = run_autograder(gradescope_source, tmp_path, {})
+    assert results["score"] == 0 and results["tests"]
+    message = "No notebook (.ipynb file) was submitted. Submit the released policy_gradients.ipynb"
+    assert message in results["output"]
+    assert all(t["score"] == 0 and message in t["output"] for t in results["tests"])
+
+
+@pytest.mark.parametrize("files, found", [
+    (["a/policy_gradients.ipynb", "scratch.ipynb", ".ipynb_checkpoints/policy_gradients-checkpoint.ipynb"],
+     "a/policy_gradients.ipynb"),
+    (["policy_gradients (2).ipynb", "__MACOSX/._policy_gradients (2).ipynb"], "policy_gradients (2).ipynb"),
+    (["one.ipynb", "two.ipynb"], "2 notebooks were submitted (one.ipynb, two.ipynb) and none is named"),
+    (["a/policy_gradients.ipynb", "b/policy_gradients.ipynb"], "2 copies of policy_gradients.ipynb"),
+    ([], "No notebook (.ipynb file) was submitted"),
+])
+def test_which_notebook_of_a_folder_is_graded(assignment, tmp_path, files, found):
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    try:
+        assert find_notebook(tmp_path, assignment) == tmp_path / found
+    except SubmissionError as exc:
+        assert found in str(exc)
+        assert not (tmp_path / found).exists()
+
+
+# ------------------------------------------------------------------------------------- GitHub Actions workflow
+def test_workflow_parses_and_runs_the_real_grade_command(course, assignment, tmp_path, capsys):
+    assert main(["github-workflow", "--assignment", assignment.id, "--out", str(tmp_path / "grade.yml")]) == 0
+    assert capsys.readouterr().out == ""
+    text = (tmp_path / "grade.yml").read_text()
+    assert main(["github-workflow"]) == 0 and capsys.readouterr().out == text  # stdout holds only the workflow
+    workflow = yaml.safe_load(text)
+    assert "push" in workflow.get("on", workflow.get(True))  # PyYAML reads the key `on` as True (YAML 1.1)
+    steps = workflow["jobs"]["grade"]["steps"]
+    uses = {s.get("uses", "").split("@")[0]: s for s in steps}
+    checkouts = [s for s in steps if s.get("uses") == "actions/checkout@v4"]
+    assert [s["with"]["path"] for s in checkouts] == ["submission", "grader"]
+    assert checkouts[1]["with"]["repository"] == "${{ vars.GRADER_REPO }}"
+    python = uses["actions/setup-python"]["with"]
+    assert (python["python-version"], python["cache"], python["cache-dependency-path"]) == (
+        "3.11", "pip", "grader/requirements.lock")
+    assert any("-r grader/requirements.lock" in s.get("run", "") for s in steps)
+
+    (grade,) = [s for s in steps if "autograder grade" in s.get("run", "")]
+    assert "continue-on-error" not in grade and "if" not in grade  # fails the job only when the grader fails
+    argv = shlex.split(grade["run"])
+    assert argv[:3] == ["python", "-m", "autograder"]
+    args = build_parser().parse_args(argv[3:])
+    assert (args.command, args.assignment, args.check) == ("grade", assignment.id, [])
+    here = Path("/ws") / grade["working-directory"]
+    resolve = lambda p: os.path.normpath(here / p)  # noqa: E731
+    assert resolve(args.submission) == "/ws/submission"
+    upload = uses["actions/upload-artifact"]
+    assert upload["uses"] == "actions/upload-artifact@v4" and upload["if"] == "always()"
+    uploaded = {os.path.normpath(Path("/ws") / p) for p in upload["with"]["path"].split()}
+    feedback = os.path.join(os.path.dirname(resolve(args.results)), "feedback.html")
+    assert uploaded == {resolve(args.results), resolve(args.junit), feedback}
+
+
+def test_workflow_takes_a_grader_repository_and_refuses_anything_else(course, assignment):
+    workflow = yaml.safe_load(github_workflow(course, assignment, "enn585/grader", "v2"))
+    checkout = workflow["jobs"]["grade"]["steps"][1]["with"]
+    assert (checkout["repository"], checkout["ref"]) == ("enn585/grader", "v2")
+    with pytest.raises(ValueError, match="owner/name"):
+        github_workflow(course, assignment, "x/y\n    run: curl evil")
+
+
+# ---------------------------------------------------------------------------------------------- progress bars
+def test_calibrate_shows_progress_on_stderr_only(assignment, capfd):
+    from autograder.calibrate import calibrate
+
+    variant = CATALOGUE / "correct" / "update_in_place.py"  # touches only the bandit table check: fast
+    (calibration,) = list(calibrate(assignment, 3, variant=variant, jobs=1))
+    out, err = capfd.readouterr()
+    assert len(calibration.metrics) == 3
+    assert out == "" and "bandit_table_learns [update_in_place]" in err and "3/3" in err

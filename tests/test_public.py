@@ -1,0 +1,132 @@
+"""The student's public checks: the grader's rules and messages on the public cases, from recorded values; the
+release holds no reference code; they run from a notebook cell and from the command line."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from autograder import harness, public
+from autograder.checks import ExactCheck, Reference
+from autograder.execute import kernel_env
+from autograder.mistakes import MISTAKES
+from autograder.notebook import graded_cells, reference_functions
+from autograder.release import SHIPPED, leaks, solution_lines
+from tests.conftest import CATALOGUE, fill_release, load_variant
+
+
+@pytest.fixture(scope="module")
+def record(assignment):
+    return json.loads((assignment.release.parent / public.RECORD).read_text())
+
+
+@pytest.fixture
+def release_copy(assignment, tmp_path):
+    """The release folder as a student gets it: notebook, autograder/ and public_checks.json."""
+    folder = tmp_path / "release"
+    shutil.copytree(assignment.release.parent, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def functions_of(sources: dict[str, str]) -> dict:
+    namespace: dict = {}
+    exec("import numpy as np, torch, torch.nn as nn, torch.nn.functional as F", namespace)  # the setup cell's names
+    for source in sources.values():
+        exec(source, namespace)
+    return namespace
+
+
+@pytest.mark.parametrize("path", sorted((CATALOGUE / "bugs").glob("*.py")), ids=lambda p: p.stem)
+def test_public_messages_are_the_graders_on_the_public_cases(assignment, record, path):
+    """For every catalogue bug: the public check's verdict and message equal what the grader's check says about the
+    same cases, judged against the reference and the known mistakes."""
+    sources = load_variant(path)[0]
+    namespace = functions_of(sources)
+    reference = Reference(reference_functions(assignment), MISTAKES)
+    compared = 0
+    for entry in record["checks"]:
+        check = assignment.check(entry["name"])
+        if not isinstance(check, ExactCheck) or not set(check.functions) & set(sources):
+            continue
+        answers = [harness.plain(harness.run_case(check.driver, [namespace[f] for f in check.functions], case))
+                   for case in entry["cases"]]
+        graders = check.judge(entry["cases"], answers, reference)
+        mine, _ = public.run(entry, namespace)
+        assert (mine.passed, mine.output) == (graders.passed, graders.output)
+        compared += 1
+    assert compared
+
+
+def test_record_holds_no_reference_code(assignment, record):
+    """Only numbers and messages: no solution line, no known mistake module, nothing of the source's code cells."""
+    assert leaks(assignment.source, assignment.release) == []
+    shipped = {p.name for p in (assignment.release.parent / "autograder").iterdir() if p.suffix == ".py"}
+    assert shipped == set(SHIPPED) and "mistakes.py" not in shipped
+    text = json.dumps(record)
+    assert not [line for line in solution_lines(assignment.source) if len(line) > 12 and line in text]
+    assert record["hidden"] == ["reinforce_loss: a baseline lowers the variance of the gradient estimate"]
+
+
+def test_leak_check_covers_the_shipped_files(assignment, release_copy):
+    leaked = sorted(solution_lines(assignment.source))[0]
+    with open(release_copy / "autograder" / "checks.py", "a") as f:
+        f.write(f"\n{leaked}\n")
+    shutil.copy(CATALOGUE.parent.parent / "autograder" / "mistakes.py", release_copy / "autograder")
+    problems = leaks(assignment.source, release_copy / assignment.notebook)
+    assert any(leaked in p and "checks.py" in p for p in problems)
+    assert any("mistakes.py" in p for p in problems)
+
+
+def run_cli(folder, *args):
+    return subprocess.run([sys.executable, "-m", "autograder.public", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=300, env=kernel_env())
+
+
+def test_cli_passes_the_reference_and_says_hidden_checks_exist(assignment, release_copy):
+    fill_release(assignment, release_copy / "mine.ipynb")
+    proc = run_cli(release_copy, "mine.ipynb")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Hidden checks exist" in proc.stdout and "All public checks passed." in proc.stdout
+    assert proc.stdout.count("✓ passed") == 7
+    assert sorted(p.name for p in (release_copy / "public-check-plots").iterdir()) == [
+        "bandit_network_learns.png", "bandit_table_learns.png", "chain_reinforce_learns.png"]
+
+
+def test_cli_names_the_mistake_of_one_part(assignment, release_copy):
+    sources, _, hint = load_variant(CATALOGUE / "bugs" / "returns_off_by_one.py")
+    fill_release(assignment, release_copy / "mine.ipynb", sources)
+    proc = run_cli(release_copy, "mine.ipynb", "--part", "discounted_returns")
+    assert proc.returncode == 1
+    assert "✗ failed  discounted_returns: G_t" in proc.stdout and hint in proc.stdout
+    assert "expected: [2.75, 3.5 , 3.  ]" in proc.stdout
+    assert "pg_loss" not in proc.stdout  # only the part asked for
+
+
+def test_cli_reports_a_broken_cell_and_a_missing_record(assignment, release_copy):
+    fill_release(assignment, release_copy / "mine.ipynb", {"pg_loss": "def pg_loss(action_probs, action, reward)\n"})
+    proc = run_cli(release_copy, "mine.ipynb", "--part", "pg_loss")
+    assert "your `pg_loss` cell failed to run: SyntaxError" in proc.stdout
+    assert "`pg_loss` is not defined: run its cell first." in proc.stdout
+    (release_copy / public.RECORD).unlink()
+    proc = run_cli(release_copy, "mine.ipynb")
+    assert proc.returncode == 2 and "public_checks.json not found" in proc.stderr
+
+
+def test_one_line_in_the_notebook(assignment, release_copy):
+    """A student runs the release notebook's setup and graded cells, then the check cell under pg_loss."""
+    nb = nbformat.read(fill_release(assignment, release_copy / "mine.ipynb"), as_version=4)
+    keep = {assignment.setup_cell, *assignment.graded_cells}
+    nb.cells = [c for c in nb.cells if c.get("id") in keep] + [c for c in nb.cells if c.get("id") == "check-pg-loss"]
+    assert nb.cells[-1].source.endswith('check("pg_loss")') and set(assignment.graded_cells) <= set(graded_cells(nb))
+    env = {k: v for k, v in kernel_env().items() if k not in ("MPLBACKEND", "PYTHONPATH")}  # the student's own
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(release_copy)}}).execute(
+        env=env)
+    outputs = nb.cells[-1].outputs
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "✓ passed  pg_loss: the policy-gradient loss of one step" in text
+    assert "✓ passed  pg_loss trains the policy network on the bandit" in text and "Hidden checks exist" in text
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # the bandit's learning curves
