@@ -43,7 +43,8 @@ def cmd_grade(course, args) -> int:
 
     try:
         notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
-        report = grade(notebook, assignment, only=only, workers=args.workers, figures=not args.no_html)
+        report = grade(notebook, assignment, only=only, workers=args.workers, figures=not args.no_html,
+                       progress=sys.stderr.isatty())
     except SubmissionError as exc:  # a folder without exactly one notebook to grade
         report = not_graded(submission, assignment, str(exc), only)
     except Exception as exc:
@@ -131,7 +132,7 @@ def cmd_demo(course, args) -> int:
         rows = []
         for label, path in (("reference", assignment.source), ("blank", assignment.release)):
             print(f"grading {label}: {path.relative_to(course.root)} ...", flush=True)
-            report = grade(path, assignment)
+            report = grade(path, assignment, workers=os.cpu_count() or 1, progress=True)
             write_json(out / f"{assignment.id}-{label}.json", gradescope(report))
             feedback.write(out / f"{assignment.id}-{label}.html", report, assignment)
             rows.append((label, report))

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
+from tqdm import tqdm
 
 from autograder.checks import CheckResult, Reference
 from autograder.execute import KernelSession
@@ -190,10 +191,11 @@ def preload() -> None:
     import nbgrader.utils  # noqa: F401
 
 
-def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True) -> Report:
+def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True,
+          progress: bool = False) -> Report:
     """Grade the notebook at ``path``; ``only`` restricts grading to the named checks; ``workers`` is how many seeds
     of a behaviour check run at once (the kernel forks one single-threaded copy per seed); ``figures`` adds the
-    feedback-only runs the feedback page draws."""
+    feedback-only runs the feedback page draws; ``progress`` shows a bar over the checks on stderr."""
     start = time.monotonic()
     checks = [c for c in assignment.checks if only is None or c.name in only]
     deadline = start + assignment.limits.submission_seconds
@@ -211,7 +213,8 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
         definitions.run(kernel, deadline)
         reference, locked, all_cases = prepared.result()
-        for check in checks:
+        for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
+                          file=sys.stderr, leave=False):
             remaining = deadline - time.monotonic()
             if remaining < 1:
                 results.append(check.result(False, "Not run: grading this submission used up its time limit "

@@ -6,17 +6,18 @@ import pytest
 
 
 def answers(metrics):
-    return [{"ok": {"probs": [[m, 0.0, 0.0]]}} for m in metrics]
+    return [{"ok": {"probs": [[m, 0.0, 0.0]], "rewards": [1.0]}} for m in metrics]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("outcomes", list(itertools.product([0.99, 0.2], repeat=5)))
-def test_stopping_early_gives_the_verdict_of_all_seeds(assignment, outcomes):
-    """For every pass/fail pattern of 5 seeds, stopping once settled gives the same verdict as running all five,
-    so the false-fail rate measured by `calibrate` (which runs every seed) still holds."""
+def test_stopping_early_gives_the_verdict_of_all_seeds(assignment, outcomes, workers):
+    """For every pass/fail pattern of 5 seeds, stopping once settled, one seed at a time or two in parallel, gives
+    the same verdict as running all five, so the false-fail rate measured by `calibrate` (every seed) still holds."""
     check = assignment.check("bandit_table_learns")
     run = []
-    for metric in outcomes:
-        run.append(metric)
+    for batch in check.batches(list(outcomes), workers):
+        run += batch
         if check.settled(answers(run)):
             break
     full = check.judge([{}] * 5, answers(outcomes), reference={})

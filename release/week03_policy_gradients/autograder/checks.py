@@ -71,9 +71,13 @@ class Check:
     def cases(self, reference: dict[str, Callable]) -> list[dict]:
         raise NotImplementedError
 
-    def batches(self, cases: list[dict]):
+    def batches(self, cases: list[dict], workers: int = 1):
         """How the cases travel to the kernel: all at once unless a check can stop early."""
         yield cases
+
+    def workers(self, available: int) -> int:
+        """Processes the kernel may fork to run this check's cases at once (only seeded training runs are worth it)."""
+        return 1
 
     def settled(self, answers: list[dict]) -> bool:
         """True once the answers so far decide the verdict, so the remaining cases need not run."""
@@ -404,10 +408,14 @@ class ConvergenceCheck(Check):
     def metric(self, data: dict) -> float:
         raise NotImplementedError
 
-    def batches(self, cases):
-        """One seed at a time, so that grading stops as soon as the k-of-n verdict is settled."""
-        for case in cases:
-            yield [case]
+    def batches(self, cases, workers=1):
+        """``workers`` seeds at a time (run in parallel), so that grading stops as soon as the k-of-n verdict is
+        settled. Always a prefix of the seeds, so an early verdict is the verdict of all of them."""
+        for start in range(0, len(cases), workers):
+            yield cases[start:start + workers]
+
+    def workers(self, available):
+        return available
 
     def metrics(self, answers: list[dict]) -> list[float]:
         return [self.metric(a["ok"]) if "ok" in a else math.nan for a in answers]

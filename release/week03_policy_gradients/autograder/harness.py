@@ -8,10 +8,15 @@ module, numpy or torch can only change the numbers the grader receives, never th
 
 from __future__ import annotations
 
+import functools
 import importlib
+import io
 import json
 import math
+import os
 import random
+import selectors
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -21,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from autograder.envs import LEFT, BanditEnv, ChainEnv
+from autograder.envs import BanditEnv, ChainEnv
 
 MIME = "application/vnd.autograder.result+json"
 
@@ -317,5 +322,75 @@ def serve(namespace: dict, request: str) -> None:
     else:
         functions = [namespace[name] for name in spec["functions"]]
         torch.set_num_threads(1)
-        results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
+        if spec.get("workers", 1) > 1 and len(spec["cases"]) > 1:
+            results = run_forked(spec["driver"], functions, spec["cases"], spec["workers"])
+        else:
+            results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
     display({MIME: plain(results)}, raw=True)
+
+
+def run_forked(driver: str, functions: list, cases: list[dict], workers: int) -> list[dict]:
+    """Each case in a forked copy of this process, ``workers`` at a time: the seeds of a behaviour check on several
+    cores, one thread each. A case is seeded by itself, so its result is the same as in this process. A copy that
+    dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
+    warm_up()
+    results: list[dict | None] = [None] * len(cases)
+    pending = list(enumerate(cases))
+    running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, bytes so far)
+    with selectors.DefaultSelector() as selector:
+        try:
+            while pending or running:
+                while pending and len(running) < workers:
+                    index, case = pending.pop(0)
+                    read, write = os.pipe()
+                    pid = os.fork()
+                    if pid == 0:  # the copy: run the case, write its JSON, leave without any cleanup of the kernel's
+                        os.close(read)
+                        try:
+                            sys.stdout = sys.stderr = io.StringIO()  # the kernel's output streams are not ours
+                            torch.set_num_threads(1)  # a forked torch forgets the parent's setting
+                            os.write(write, json.dumps(plain(run_case(driver, functions, case))).encode())
+                        finally:
+                            os._exit(0)
+                    os.close(write)
+                    running[read] = (index, pid, bytearray())
+                    selector.register(read, selectors.EVENT_READ)
+                for key, _ in selector.select():
+                    index, pid, data = running[key.fd]
+                    chunk = os.read(key.fd, 1 << 16)
+                    if chunk:
+                        data += chunk
+                        continue
+                    selector.unregister(key.fd)
+                    os.close(key.fd)
+                    del running[key.fd]
+                    os.waitpid(pid, 0)
+                    results[index] = forked_result(bytes(data))
+        finally:
+            for read, (_, pid, _) in running.items():  # interrupted (time limit): stop the copies still running
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(read)
+    return results
+
+
+@functools.cache
+def warm_up() -> None:
+    """Pay torch's first-use costs (lazy imports of autograd and the optimisers, ~2 s) once, in the process that
+    forks, instead of once in every copy."""
+    net = build_network([1, 3])
+    for optimiser in (torch.optim.Adam(net.parameters()), torch.optim.AdamW(net.parameters())):
+        optimiser.zero_grad()
+        F.softmax(net(torch.zeros(1)), dim=0).log()[0].backward()
+        optimiser.step()
+
+
+def forked_result(data: bytes) -> dict:
+    try:
+        result = json.loads(data)
+        if isinstance(result, dict) and ("ok" in result or "error" in result):
+            return result
+    except ValueError:
+        pass
+    return {"error": {"type": "ProcessExit", "message": "the Python process running this seed stopped before it "
+                      "finished (os._exit, sys.exit in a thread, a crash or too much memory?)", "where": ""}}

@@ -7,6 +7,7 @@ it runs no student or reference code. Figures are made without pyplot, so nothin
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -23,6 +24,11 @@ def png(fig: Figure) -> bytes:
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
     return buffer.getvalue()
+
+
+def base64_png(fig: Figure) -> str:
+    """For an ``<img src='data:image/png;base64,...'>`` that keeps an HTML page self-contained."""
+    return base64.b64encode(png(fig)).decode("ascii")
 
 
 def band(ax, series: list, label: str, color: str, width: float = 1.5, style: str = "-", smooth: int = 1) -> None:
@@ -115,7 +121,7 @@ def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
     ax_return.axhline(check.threshold, color="tab:red", linestyle="--", linewidth=0.8,
                       label=f"threshold {check.threshold:g} (last {check.window}, no baseline)")
     ax_return.set(xlabel="Episode", ylabel="Episode return", title="return per episode (moving average of 10)")
-    ax_loss.set(xlabel="Episode", ylabel="Episode loss", title="loss per episode (the lecture's plot, averaged over 10)")
+    ax_loss.set(xlabel="Episode", ylabel="Episode loss", title="loss per episode (moving average of 10)")
     for ax in (ax_return, ax_loss):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
