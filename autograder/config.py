@@ -99,9 +99,9 @@ def build_check(cls, name: str, table: dict, where: str):
 
 def known_checks() -> dict:
     """Every check class by its course.toml name: the lecture's, and those of the optional parts."""
-    from autograder import checks, checks_gym
+    from autograder import checks, checks_fetch, checks_gym
 
-    return {**checks.CHECKS, **checks_gym.CHECKS}
+    return {**checks.CHECKS, **checks_gym.CHECKS, **checks_fetch.CHECKS}
 
 
 def load(path: Path | str = DEFAULT_CONFIG) -> Course:

@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+import torch
+
 from autograder import harness, plots
 from autograder.checks import BaselineReducesVariance, ConvergenceCheck, ExactCheck
 from autograder.grade import Report
@@ -109,6 +111,7 @@ def reference_runs(assignment, name: str) -> dict:
         pass
     reference = reference_functions(assignment)
     functions = [reference[f] for f in check.functions]
+    torch.set_num_threads(1)  # as in the kernel: a batch grades students side by side, and small nets gain nothing
     runs = {label: [check.keep(harness.run_case(check.driver, functions, case)) for case in cases]
             for label, cases in (("runs", check.cases(reference)), ("feedback_runs", check.feedback_cases()))}
     write_atomic(cache, json.dumps(runs))

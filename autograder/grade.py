@@ -22,14 +22,8 @@ from autograder.checks import CheckResult, Reference
 from autograder.execute import KernelSession
 from autograder.harness import MIME
 from autograder.mistakes import MISTAKES
-from autograder.notebook import (
-    SubmissionError,
-    cell_source,
-    graded_cells,
-    locked_cell_changes,
-    read_submission,
-    reference_functions,
-)
+from autograder.notebook import (SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission,
+                                 reference_functions)
 
 
 @dataclass

@@ -562,8 +562,9 @@ class BaselineReducesVariance(Check):
         norms = np.maximum((ref_plain**2).sum(axis=1), 1e-12)
         scales = (got["plain"] * ref_plain).sum(axis=1) / norms
         if not np.all(scales > 0):
-            return self.result(False, "Without a baseline, the gradient of your loss points against REINFORCE's "
-                                      "on some episodes: check the sign of the loss first.")
+            return self.result(False, "Without a baseline, the gradient of your loss points away from REINFORCE's "
+                                      "on some episodes: check the sign of the loss, and that it weights "
+                                      "log-probabilities (not probabilities) by the returns.")
         ratio = variance_ratio({k: v / scales[:, None] for k, v in got.items()})
         reference_ratio = variance_ratio(expected)
         passed = ratio <= self.max_ratio
