@@ -27,8 +27,8 @@ def cmd_release(course, args) -> int:
 def cmd_grade(course, args) -> int:
     """Grade one notebook, or the one notebook in a folder. results.json (and --junit) is written whatever happens: a
     grade, or an error entry for staff."""
-    from autograder.exports import find_notebook, not_graded
-    from autograder.grade import grade
+    from autograder.exports import find_notebook
+    from autograder.grade import grade, not_graded
     from autograder.notebook import SubmissionError
     from autograder.results import error_results, gradescope, table, write_json, write_junit
 

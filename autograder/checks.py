@@ -457,9 +457,7 @@ class BanditTableLearns(ConvergenceCheck):
     driver: ClassVar[str] = "bandit_table_run"
     metric_name: ClassVar[str] = "P(L) after the last step"
     curve: ClassVar[str] = "probs"
-    axes: ClassVar[tuple[str, str]] = ("Time step", "P(action L)")
-    ylim: ClassVar[tuple[float, float] | None] = (0.0, 1.05)
-    view: ClassVar[str] = "bandit"
+    view: ClassVar[str] = "bandit"  # plots.bandit_views: its own axes
     kept: ClassVar[tuple[str, ...]] = ("probs", "rewards")
     lr: float = 0.2
     steps: int = 500

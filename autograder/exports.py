@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder import config
-from autograder.grade import Report
 from autograder.notebook import SubmissionError
 from autograder.plots import base64_png
 from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic
@@ -52,13 +51,6 @@ def find_notebook(folder: Path, assignment) -> Path:
     raise SubmissionError(f"{len(notebooks)} notebooks were submitted ({listed}) and none is named "
                           f"{assignment.notebook}, so the grader cannot tell which one to grade. Submit only your "
                           f"{assignment.notebook}.")
-
-
-def not_graded(folder: Path, assignment, message: str, only: set[str] | None = None) -> Report:
-    """The report of a submission with no notebook to grade: 0 on every check, with the message, like an unreadable
-    file gets from ``grade``."""
-    checks = [c for c in assignment.checks if only is None or c.name in only]
-    return Report(assignment.id, str(folder), [check.result(False, message) for check in checks], 0.0, [message])
 
 
 # ---------------------------------------------------------------------------------------------------- class report

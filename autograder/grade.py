@@ -185,6 +185,13 @@ def preload() -> None:
     import nbgrader.utils  # noqa: F401
 
 
+def not_graded(path: Path, assignment, message: str, only: set[str] | None = None, seconds: float = 0.0) -> Report:
+    """The report of a submission that cannot be graded (unreadable, or no notebook in the folder): 0 on every
+    check, with the message that says what to submit."""
+    checks = [c for c in assignment.checks if only is None or c.name in only]
+    return Report(assignment.id, str(path), [check.result(False, message) for check in checks], seconds, [message])
+
+
 def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True,
           progress: bool = False) -> Report:
     """Grade the notebook at ``path``; ``only`` restricts grading to the named checks; ``workers`` is how many seeds
@@ -196,8 +203,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     try:
         submission = read_submission(path, assignment)
     except SubmissionError as exc:
-        results = [check.result(False, str(exc)) for check in checks]
-        return Report(assignment.id, str(path), results, time.monotonic() - start, [str(exc)])
+        return not_graded(path, assignment, str(exc), only, time.monotonic() - start)
     definitions = Definitions(assignment, submission)
     results = []
     preload()

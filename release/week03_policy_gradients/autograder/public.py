@@ -115,6 +115,24 @@ def figure_png(entry: dict, result: checks.CheckResult, extra: dict) -> bytes | 
     return plots.png(figure)
 
 
+def run_all(record: dict, chosen: list[dict], namespace: dict, show, notes: list[str] = ()) -> bool:
+    """Print the header, each check's verdict and message, and ``show(name, png)`` its figure. True if all passed."""
+    print(header(record, chosen) + "\n")
+    for note in notes:
+        print(f"note: {note}")
+    passed = True
+    for entry in chosen:
+        result, extra = run(entry, namespace)
+        passed &= result.passed
+        print(report(result), flush=True)
+        image = figure_png(entry, result, extra)
+        if image:
+            show(entry["name"], image)
+        print()
+    print("All public checks passed." if passed else "Some public checks failed: see the messages above.")
+    return passed
+
+
 def check(part: str | None = None, namespace: dict | None = None) -> bool:
     """Run the public checks of ``part`` (a graded function or check name; None: all) on the functions defined in
     the calling notebook, print the grader's messages and show the learning curves. True if all passed."""
@@ -126,19 +144,9 @@ def check(part: str | None = None, namespace: dict | None = None) -> bool:
     except (FileNotFoundError, ValueError) as exc:
         print(exc)
         return False
-    print(header(record, chosen) + "\n")
-    passed = True
-    for entry in chosen:
-        result, extra = run(entry, namespace)
-        passed &= result.passed
-        print(report(result) + "\n", flush=True)
-        image = figure_png(entry, result, extra)
-        if image:
-            from IPython.display import Image, display
+    from IPython.display import Image, display
 
-            display(Image(data=image))
-    print("All public checks passed." if passed else "Some public checks failed: see the messages above.")
-    return passed
+    return run_all(record, chosen, namespace, lambda name, image: display(Image(data=image)))
 
 
 def notebook_namespace(path: Path, record: dict) -> tuple[dict, list[str]]:
@@ -187,22 +195,13 @@ def main(argv: list[str] | None = None) -> int:
             namespace, problems = notebook_namespace(args.notebook, record)
         finally:
             sys.stdout = stdout
-    print(header(record, chosen) + "\n")
-    for problem in problems:
-        print(f"note: {problem}")
-    passed = True
-    for entry in chosen:
-        result, extra = run(entry, namespace)
-        passed &= result.passed
-        print(report(result))
-        image = figure_png(entry, result, extra)
-        if image:
-            args.plots.mkdir(parents=True, exist_ok=True)
-            (args.plots / f"{entry['name']}.png").write_bytes(image)
-            print(f"   figure: {args.plots / (entry['name'] + '.png')}")
-        print()
-    print("All public checks passed." if passed else "Some public checks failed: see the messages above.")
-    return 0 if passed else 1
+
+    def save(name: str, image: bytes) -> None:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        (args.plots / f"{name}.png").write_bytes(image)
+        print(f"   figure: {args.plots / (name + '.png')}")
+
+    return 0 if run_all(record, chosen, namespace, save, problems) else 1
 
 
 if __name__ == "__main__":
