@@ -2,7 +2,7 @@
 
 nbgrader gets only the notebook of ``source/<id>/`` (it would ship every other file there, such as the grader-only
 ``mistakes.py``). Beside the notebook, the release gets the student's public checks: the kit (``gradekit/``), the
-assignment's content packages (``content_packages``: its checks, drivers and figures, and those it imports),
+assignment's content packages (``Assignment.packages``: its checks, drivers and figures, and those it imports),
 ``public_checks.json`` with the reference's recorded answers to the public cases (``record_public``) and a pinned
 ``requirements.txt`` for the student's own machine. The reference code and the named mistakes stay with the grader.
 
@@ -27,7 +27,7 @@ import nbformat
 from gradekit import checks
 from gradekit.protocol import plain
 
-from autograder.config import KIT, content_packages
+from autograder.config import KIT
 from autograder.notebook import cell_source, graded_cells
 from autograder.reference import reference
 MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
@@ -63,7 +63,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(made, target)
-    for package in [KIT, *content_packages(assignment.content)]:
+    for package in [KIT, *assignment.packages]:
         shutil.copytree(package, target / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
     (target / "requirements.txt").write_text(student_requirements(assignment))
@@ -77,7 +77,7 @@ def allow_list_problems(assignment, folder: Path) -> list[str]:
     """What a release folder holds beyond its allow-list: the notebook, the kit, the content packages, the record
     and the requirements. Anything else (a file nbgrader copied from source/, a stray module) is a problem."""
     allowed = {assignment.notebook, "public_checks.json", "requirements.txt", KIT.name,
-               *(p.name for p in content_packages(assignment.content))}
+               *(p.name for p in assignment.packages)}
     return [f"{p.name} is not on the release's allow-list" for p in sorted(folder.iterdir()) if p.name not in allowed]
 
 
