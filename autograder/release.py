@@ -52,7 +52,9 @@ def generate(course, assignment, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
         (course_dir / "source" / assignment.id).mkdir(parents=True)
-        shutil.copy2(assignment.source, course_dir / "source" / assignment.id / assignment.notebook)
+        nb = nbformat.read(assignment.source, as_version=4)
+        nb.cells.insert(0, submission_cell(assignment))
+        nbformat.write(nb, course_dir / "source" / assignment.id / assignment.notebook)
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         proc = subprocess.run(nbgrader_args(course, assignment, course_dir, course_dir / "gradebook.db"),
                               cwd=course_dir, env=env, capture_output=True, text=True, timeout=300)
@@ -71,6 +73,25 @@ def generate(course, assignment, out_dir: Path) -> Path:
     if problems:
         raise ReleaseError("the release leaks reference material:\n" + "\n".join(problems))
     return target / assignment.notebook
+
+
+SUBMIT_ID = "what-to-submit"
+
+
+def submission_cell(assignment):
+    """The release's first cell, made from course.toml: what to submit, how, and what is graded."""
+    graded = ", ".join(f"`{name}`" for name in assignment.graded_cells)
+    text = (f"**What to submit.** This notebook, `{assignment.notebook}`, with your answers, under that name: upload "
+            "it on Gradescope, or leave it in your assignment folder and submit it in Jupyter's Assignments tab if your "
+            f"course uses nbgrader.\n\n**What is graded.** Only the graded cells: {graded}. Each is run **on its own** "
+            "after the setup cell, in a fresh Python, so everything a function needs must be inside its cell; the rest "
+            "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited copies.\n\n"
+            f"**Check before you submit.** Run the `check(...)` cells, or `python -m gradekit {assignment.notebook}` "
+            "in this folder (first `pip install -r requirements.txt`): the grader's own rules on the public cases; "
+            "hidden cases exist.")
+    return nbformat.v4.new_markdown_cell(text, id=SUBMIT_ID, metadata={"nbgrader": {
+        "grade": False, "grade_id": SUBMIT_ID, "locked": True, "schema_version": 3, "solution": False,
+        "task": False}})
 
 
 def allow_list_problems(assignment, folder: Path) -> list[str]:
