@@ -1,0 +1,54 @@
+"""The Python versions the course promises, and the pinned requirements files that must install on each of them.
+
+pyproject's ``requires-python`` is the one promise: ``make``, Gradescope's ``setup.sh`` and the student's
+``requirements.txt`` all rely on it, and ``tests/test_pins.py`` checks that every pin of every requirements file has
+a wheel for every Python version it admits (``pip download --only-binary=:all: --python-version X``).
+
+Why Python 3.11 only (``>=3.11,<3.12``): the lock pins exact versions, and torch 2.13.0's CPU build is the one pin we
+cannot re-resolve per interpreter; its only wheel on this machine is cp311, so a promise of 3.12 could not be checked
+here. Every 3.11 release is included (3.11.0 too): Ubuntu 22.04's ``python3.11`` package is a 3.11.0 release
+candidate, so a pin that needs a later 3.11 (soupsieve ≥ 3.0.2 needs 3.11.5) would break a student who uses it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCK = ROOT / "requirements.lock"
+# torch==2.13.0+cpu is only on PyTorch's CPU index (and on this machine's disk): setup.sh and CI add this index.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
+
+
+def requires_python(pyproject: Path = ROOT / "pyproject.toml") -> str:
+    return tomllib.loads(pyproject.read_text())["project"]["requires-python"]
+
+
+def promised_versions(spec: str | None = None) -> list[str]:
+    """The first release (X.Y.0) of every Python 3 minor version ``spec`` admits: where Requires-Python floors bite.
+
+    Raises ValueError for a range without an upper bound: a promise that cannot be checked."""
+    from packaging.specifiers import SpecifierSet
+
+    specifiers = SpecifierSet(spec or requires_python())
+    versions = [f"3.{minor}.0" for minor in range(0, 100) if f"3.{minor}.0" in specifiers]
+    if not versions or "3.99.0" in specifiers:
+        raise ValueError(f"requires-python {specifiers} must name a finite set of Python versions")
+    return versions
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    """``name -> version`` of a pinned requirements file (comments, blank lines and options are skipped)."""
+    pins = {}
+    for line in Path(path).read_text().splitlines():
+        match = PIN.match(line.strip())
+        if match:
+            pins[normalise(match.group(1))] = match.group(2)
+    return pins
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
