@@ -4,10 +4,12 @@ pyproject's ``requires-python`` is the one promise: ``make``, Gradescope's ``set
 ``requirements.txt`` all rely on it, and ``tests/test_pins.py`` checks that every pin of every requirements file has
 a wheel for every Python version it admits (``pip download --only-binary=:all: --python-version X``).
 
-Why Python 3.11 only (``>=3.11,<3.12``): the lock pins exact versions, and torch 2.13.0's CPU build is the one pin we
-cannot re-resolve per interpreter; its only wheel on this machine is cp311, so a promise of 3.12 could not be checked
-here. Every 3.11 release is included (3.11.0 too): Ubuntu 22.04's ``python3.11`` package is a 3.11.0 release
-candidate, so a pin that needs a later 3.11 (soupsieve ≥ 3.0.2 needs 3.11.5) would break a student who uses it.
+Why Python 3.11 only (``>=3.11,<3.12``): the lock pins exact versions, and torch 2.13.0's CPU build has no wheel
+here for anything but cp311 (PyTorch's index cannot be reached from this machine), so a promise of 3.12 could not be
+checked; every other pin does have a cp312 wheel (``pip download --python-version 3.12.0`` fails on torch alone).
+Every 3.11 release is included, 3.11.0 too: Ubuntu 22.04's ``python3.11`` is a 3.11.0 release candidate, and a
+student may have any 3.11. So no pin may need a later 3.11: soupsieve ≥ 3.0.2 needs 3.11.5, and 3.0 and 3.0.1 were
+yanked (broken on Python < 3.11.5), so the lock pins soupsieve 2.10.
 """
 
 from __future__ import annotations
