@@ -1,8 +1,9 @@
 """Exports for instructors: a class report, a Gradescope autograder zip and a GitHub Actions workflow.
 
 Each is made from what the grader already writes (results.json files) or already needs (course.toml, this package,
-the pinned lock, the assignment's notebooks). The zip and the workflow run the same ``python -m autograder grade``
-that ``grade-all`` runs, so a grade made on Gradescope or in CI is the grade the course would make itself.
+the pinned lock, the assignment's notebooks). The zip runs the same ``python -m autograder grade`` that ``grade-all``
+runs, so a grade made on Gradescope is the grade the course would make itself. The workflow grades nothing: it runs
+the release's public checks in the student's repository, which must hold no grader and no secret.
 """
 
 from __future__ import annotations
@@ -449,8 +450,6 @@ jobs:
             public-check-plots/
           if-no-files-found: warn
 """
-
-PUBLIC_CHECKS = "python -m gradekit {notebook}"  # the release's public checks runner (gradekit's command line)
 
 
 def github_workflow(course, assignment) -> str:

@@ -54,3 +54,28 @@ def read_pins(path: Path) -> dict[str, str]:
 
 def normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def student_requirements(top_level: list[str], lock: Path = LOCK) -> str:
+    """A small pinned requirements.txt for students: ``top_level`` (e.g. torch, numpy, matplotlib, gymnasium) and
+    everything they need on this platform, at the lock's versions, found from the installed packages' metadata (this
+    venv is made from the lock). torch loses its ``+cpu`` label: students get it from PyPI (Windows, macOS) or, with
+    PyTorch's CPU index, as the same CPU build. Raises KeyError for a package the lock does not pin."""
+    from importlib.metadata import requires
+    from packaging.requirements import Requirement
+
+    pins = read_pins(lock)
+    wanted, todo = set(), [normalise(name) for name in top_level]
+    while todo:
+        name = todo.pop()
+        if name in wanted:
+            continue
+        if name not in pins:
+            raise KeyError(f"{name} is not pinned in {lock.name}")
+        wanted.add(name)
+        for line in requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(normalise(requirement.name))
+    lines = [f"{name}=={pins[name].split('+')[0] if name == 'torch' else pins[name]}" for name in sorted(wanted)]
+    return "\n".join(lines) + "\n"

@@ -11,8 +11,8 @@ import html
 import json
 import os
 import re
-import tempfile
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
