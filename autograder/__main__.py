@@ -29,12 +29,13 @@ def cmd_grade(course, args) -> int:
     grade, or an error entry for staff."""
     from autograder.exports import find_notebook
     from autograder.grade import grade, not_graded
-    from autograder.notebook import SubmissionError
-    from autograder.results import error_results, gradescope, table, write_json, write_junit
+    from autograder.notebook import AssignmentUnknown, SubmissionError
+    from autograder.results import (error_results, gradescope, table, unknown_assignment_results, write_json,
+                                    write_junit)
 
-    assignment = course.assignment(args.assignment)
     only = set(args.check) or None
     submission = Path(args.submission)
+    assignment = None
 
     def write(results: dict) -> None:
         write_json(Path(args.results), results)
@@ -42,7 +43,17 @@ def cmd_grade(course, args) -> int:
             write_junit(Path(args.junit), results, assignment)
 
     try:
+        assignment = which_assignment(course, submission, args.assignment)
+    except AssignmentUnknown as exc:  # never another assignment's grade: 0, and the message
+        write(unknown_assignment_results(str(exc)))
+        print(f"not graded: {exc}\nresults: {args.results}")
+        return 0
+    except Exception as exc:
+        write(error_results(None, exc))
+        raise
+    try:
         notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
+        check_assignment(course, notebook, assignment)
         report = grade(notebook, assignment, only=only, workers=args.workers, figures=not args.no_html,
                        progress=sys.stderr.isatty())
     except SubmissionError as exc:  # a folder without exactly one notebook to grade
@@ -50,8 +61,15 @@ def cmd_grade(course, args) -> int:
     except Exception as exc:
         write(error_results(assignment, exc))
         raise
-    write(gradescope(report))
-    page = None if args.no_html else Path(args.results).parent / "feedback.html"
+    if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
+        from autograder.results import gradescope_html
+
+        write_json(Path(args.results), gradescope_html(report, assignment, figures=not args.no_html))
+        if args.junit:
+            write_junit(Path(args.junit), gradescope(report), assignment)
+    else:
+        write(gradescope(report))
+    page = None if args.no_html or args.gradescope else Path(args.results).parent / "feedback.html"
     if page:
         from autograder import feedback
 
@@ -69,6 +87,56 @@ def cmd_grade(course, args) -> int:
     print(f"\nresults: {args.results}" + (f"\njunit: {args.junit}" if args.junit else "") +
           (f"\nfeedback: {page}" if page else ""))
     return 0
+
+
+def which_assignment(course, submission: Path, given: str | None):
+    """The assignment to grade ``submission`` (a notebook, or a folder of them) for: ``--assignment`` if given, else
+    the one its notebooks are for (``notebook.detect_assignment``). Raises AssignmentUnknown."""
+    from autograder.exports import notebooks_in
+    from autograder.notebook import AssignmentUnknown, detect_assignment
+
+    if given is not None:
+        return course.assignment(given)
+    if not submission.is_dir():
+        return detect_assignment(course, submission)
+    notebooks = notebooks_in(submission)
+    if not notebooks and len(course.assignments) == 1:
+        return course.assignment()
+    found, problems = {}, []
+    for path in notebooks:
+        try:
+            found.setdefault(detect_assignment(course, path).id, path)
+        except AssignmentUnknown as exc:
+            problems.append(str(exc))
+    if len(found) == 1:
+        return course.assignment(next(iter(found)))
+    if found:
+        listed = "; ".join(f"{path.relative_to(submission)} for {course.assignment(a).title}"
+                           for a, path in found.items())
+        raise AssignmentUnknown(f"Notebooks of {len(found)} assignments were submitted ({listed}), so the grader "
+                                "cannot tell which one to grade. Submit each assignment's notebook to that assignment "
+                                "only.")
+    if len(problems) == 1:
+        raise AssignmentUnknown(problems[0])
+    names = ", ".join(a.notebook for a in course.assignments.values())
+    raise AssignmentUnknown(f"No notebook of this course was found in the submission ({len(notebooks)} .ipynb "
+                            f"files). Submit the released notebook with your answers: one of {names}.")
+
+
+def check_assignment(course, notebook: Path, assignment) -> None:
+    """Refuse (SubmissionError) a notebook that is plainly another assignment's: its cells say so, whatever its name."""
+    from autograder.notebook import AssignmentUnknown, SubmissionError, detect_assignment, grade_ids
+
+    if not grade_ids(notebook):
+        return  # unreadable, or no nbgrader cells: grade() says what is wrong with it
+    try:
+        detected = detect_assignment(course, notebook)
+    except AssignmentUnknown:
+        return
+    if detected.id != assignment.id:
+        raise SubmissionError(f"{notebook.name} is the notebook of {detected.title} ({detected.notebook}), not of "
+                              f"{assignment.title}. Submit your {assignment.notebook} here, and {detected.notebook} "
+                              "to its own assignment.")
 
 
 def cmd_grade_all(course, args) -> int:
@@ -109,7 +177,7 @@ def cmd_gradescope_zip(course, args) -> int:
 def cmd_github_workflow(course, args) -> int:
     from autograder.exports import github_workflow
 
-    text = github_workflow(course, course.assignment(args.assignment), args.grader_repo, args.grader_ref)
+    text = github_workflow(course, course.assignment(args.assignment))
     if not args.out:
         sys.stdout.write(text)
         return 0
@@ -217,6 +285,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     grade.add_argument("--results", default="results.json", help="where to write Gradescope's results.json")
     grade.add_argument("--junit", help="also write the results as JUnit XML to this file")
     grade.add_argument("--no-html", action="store_true", help="do not write feedback.html next to results.json")
+    grade.add_argument("--gradescope", action="store_true",
+                       help="put the feedback page into results.json (Gradescope's html output; details of wrong "
+                            "cases visible after the due date) instead of writing feedback.html")
     grade.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="seeds of a behaviour check run at once, one core each (default: all cores)")
     batch = sub.add_parser("grade-all", help="grade nbgrader's submitted/<student>/<assignment>/ in parallel")
@@ -225,7 +296,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     batch.add_argument("--jobs", type=int, default=None, help="students graded at once (default: all cores)")
     batch.add_argument("--regrade", action="store_true", help="grade again students that already have results")
     for command in (grade, batch):
-        command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
+        command.add_argument("--assignment", help="assignment id from course.toml (default: grade-all the first; "
+                             "grade the one the notebook is for, found from its cells and name)")
         command.add_argument("--check", action="append", default=[], help="grade only this check (repeatable)")
     exports = {}
     try:  # each content package's exports become commands (e.g. `animate`)
@@ -250,11 +322,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     report.add_argument("directory", help="the course directory, or its autograded/ folder")
     zip_ = sub.add_parser("gradescope-zip", help="build Gradescope's autograder zip from course.toml")
     zip_.add_argument("--out", help="the zip to write (default: autograder-<assignment>.zip)")
-    workflow = sub.add_parser("github-workflow", help="print a GitHub Actions workflow that grades a student's repo")
-    workflow.add_argument("--grader-repo", help="owner/name of the grader's repository (default: the GRADER_REPO "
-                                                "variable of the student's repository or organisation)")
-    workflow.add_argument("--grader-ref", help="branch, tag or commit of the grader to use (default: its default)")
-    workflow.add_argument("--out", help="write the workflow here (e.g. .github/workflows/grade.yml), not to stdout")
+    workflow = sub.add_parser("github-workflow", help="print a GitHub Actions workflow that runs the public checks in "
+                                                      "a student's repository (no secret)")
+    workflow.add_argument("--out", help="write the workflow here (e.g. .github/workflows/public-checks.yml), not to "
+                                        "stdout")
     for command in (report, zip_, workflow):
         command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
     return parser

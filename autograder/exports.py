@@ -1,8 +1,9 @@
 """Exports for instructors: a class report, a Gradescope autograder zip and a GitHub Actions workflow.
 
 Each is made from what the grader already writes (results.json files) or already needs (course.toml, this package,
-the pinned lock, the assignment's notebooks). The zip and the workflow run the same ``python -m autograder grade``
-that ``grade-all`` runs, so a grade made on Gradescope or in CI is the grade the course would make itself.
+the pinned lock, the assignment's notebooks). The zip runs the same ``python -m autograder grade`` that ``grade-all``
+runs, so a grade made on Gradescope is the grade the course would make itself. The workflow grades nothing: it runs
+the release's public checks in the student's repository, which must hold no grader and no secret.
 """
 
 from __future__ import annotations
@@ -218,41 +219,98 @@ def rebuild(directory: Path, assignment) -> Path:
 # ------------------------------------------------------------------------------------------------ Gradescope zip
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu; the zip is in /autograder/source).
-# It installs the exact versions the course was tested with: requirements.lock pins every package, torch 2.13.0 as
-# its CPU build (torch==2.13.0+cpu), which only PyTorch's CPU index serves: hence --extra-index-url below.
+# It installs the exact versions the course was tested with (requirements.lock pins every package, torch 2.13.0 as
+# its CPU build torch==2.13.0+cpu, which only PyTorch's CPU index serves), on the Python that pyproject promises and
+# tests/test_pins.py checks every pin against: CPython @PYTHON@, a final release.
+#
+# Python does not come from the image's apt: Ubuntu 22.04 ships 3.10 (its python3.11 is a 3.11.0 release
+# candidate) and 24.04 ships 3.12. In order:
+#   1. uv @UV@ (Astral's static binary; its version pinned here, so the same CPython @PYTHON@.x patch release each
+#      build) installs a standalone CPython build (python-build-standalone), whatever the Ubuntu release;
+#   2. else the deadsnakes PPA (Ubuntu's usual source of other Python versions), through apt;
+#   3. else a final python@PYTHON@ already on the image.
+# Each is checked: a final CPython @PYTHON@ with venv and ensurepip. Then a venv in $ROOT/venv gets the lock, and
+# the reference solution is graded once: the build fails unless it gets full marks, and the reference's learning
+# curves for the feedback figures are cached in the image.
+# AUTOGRADER_ROOT, AUTOGRADER_SETUP_PYTHON (skip getting Python: use this interpreter), AUTOGRADER_TORCH_INDEX
+# (another index for torch's CPU build; empty: pip's own configuration) and AUTOGRADER_SETUP_ONLY_PYTHON (stop once
+# Python is found) let tests run it away from Gradescope.
 set -euo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
 SOURCE="$ROOT/source"
+TORCH_INDEX="${AUTOGRADER_TORCH_INDEX-@TORCH_INDEX@}"
+export DEBIAN_FRONTEND=noninteractive
 
-# The grader needs Python >= 3.11 (Ubuntu 24.04 has 3.12; 22.04 has 3.10, so install 3.11 there).
-PY=""
-for candidate in python3.13 python3.12 python3.11 python3; do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-    PY="$candidate"
-    break
+python_ok() {
+  "$1" -c 'import sys, venv, ensurepip
+sys.exit(not (sys.version_info[:2] == (@PYTHON_TUPLE@) and sys.version_info.releaselevel == "final"))' 2>/dev/null
+}
+
+# Each way prints the interpreter's path as its last line, everything else to stderr (the build log); it stops at
+# its first failing step (set -e does not apply inside `if`).
+get_python_uv() {
+  if ! command -v curl >/dev/null 2>&1; then
+    { apt-get update && apt-get install -y --no-install-recommends ca-certificates curl; } >&2 || return 1
   fi
-done
+  curl -LsSf "https://astral.sh/uv/@UV@/install.sh" | env UV_UNMANAGED_INSTALL="$ROOT/uv" sh >&2 || return 1
+  export UV_PYTHON_INSTALL_DIR="$ROOT/python"
+  "$ROOT/uv/uv" python install "@PYTHON@" >&2 || return 1
+  "$ROOT/uv/uv" python find --python-preference only-managed "@PYTHON@"
+}
+
+get_python_deadsnakes() {
+  {
+    apt-get update &&
+      apt-get install -y --no-install-recommends software-properties-common gpg-agent &&
+      add-apt-repository -y ppa:deadsnakes/ppa &&
+      apt-get update &&
+      apt-get install -y --no-install-recommends "python@PYTHON@" "python@PYTHON@-venv"
+  } >&2 || return 1
+  command -v "python@PYTHON@"
+}
+
+PY="${AUTOGRADER_SETUP_PYTHON:-}"
 if [ -z "$PY" ]; then
-  apt-get update
-  apt-get install -y python3.11 python3.11-venv
-  PY=python3.11
+  for way in get_python_uv get_python_deadsnakes; do
+    if found="$($way | tail -n 1)" && [ -n "$found" ] && python_ok "$found"; then PY="$found"; break; fi
+    echo "setup.sh: $way did not give a final CPython @PYTHON@; trying the next way" >&2
+  done
 fi
-# Ubuntu's Python has no venv/ensurepip until pythonX.Y-venv is installed.
-if ! "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  apt-get update
-  apt-get install -y "$(basename "$(readlink -f "$(command -v "$PY")")")-venv" || apt-get install -y python3-venv
+if [ -z "$PY" ] && command -v "python@PYTHON@" >/dev/null 2>&1 && python_ok "$(command -v "python@PYTHON@")"; then
+  PY="$(command -v "python@PYTHON@")"
 fi
+if [ -z "$PY" ] || ! python_ok "$PY"; then
+  echo "setup.sh: no final CPython @PYTHON@ with venv could be installed (got: ${PY:-none})" >&2
+  exit 1
+fi
+"$PY" -c 'import sys; print("setup.sh: Python", sys.version.split()[0], sys.executable)'
+if [ -n "${AUTOGRADER_SETUP_ONLY_PYTHON:-}" ]; then exit 0; fi  # a test of the steps above
 
 "$PY" -m venv "$ROOT/venv"
-"$ROOT/venv/bin/python" -m pip install --upgrade pip
 "$ROOT/venv/bin/python" -m pip install --no-cache-dir -r "$SOURCE/requirements.lock" \
-  --extra-index-url https://download.pytorch.org/whl/cpu
-"$ROOT/venv/bin/python" -c 'import torch; print("torch", torch.__version__)'
+  ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
+"$ROOT/venv/bin/python" -c 'import torch; print("setup.sh: torch", torch.__version__)'
+
+# The image must grade: the reference solution, graded as a submission, gets full marks.
+check="$(mktemp -d)"
+cd "$SOURCE"
+OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --config "$SOURCE/course.toml" \
+  grade "$SOURCE/source/@ASSIGNMENT@/@NOTEBOOK@" --assignment @ASSIGNMENT@ --results "$check/results.json" --gradescope
+"$ROOT/venv/bin/python" - "$check/results.json" <<'EOF'
+import json, sys
+results = json.load(open(sys.argv[1]))
+full = sum(t["max_score"] for t in results["tests"])
+print(f"setup.sh: the reference solution got {results['score']:g} / {full:g}")
+sys.exit(results["score"] < full or full == 0)
+EOF
+rm -rf "$check"
 """
 
 RUN_AUTOGRADER = r"""#!/usr/bin/env bash
-# Gradescope runs this for every submission: grade the notebook in submission/ into results/results.json.
-# No notebook, or several: grade still writes results.json (score 0, a message saying what to submit).
+# Gradescope runs this for every submission: grade the notebook in submission/ into results/results.json, with the
+# feedback page in it (--gradescope: Gradescope's html output; each check's verdict and hint visible, the inputs and
+# values of wrong cases after the due date). No notebook, several, or another assignment's: grade still writes
+# results.json (score 0, a message saying what to submit).
 # AUTOGRADER_ROOT (default /autograder) and AUTOGRADER_PYTHON (default the venv setup.sh made) let a test run it
 # in a folder laid out like Gradescope's; AUTOGRADER_CHECKS (check names, space-separated) grades only those.
 set -uo pipefail
@@ -267,7 +325,7 @@ for name in ${AUTOGRADER_CHECKS:-}; do checks+=(--check "$name"); done
 mkdir -p "$ROOT/results"
 cd "$SOURCE"
 "$PYTHON" -m autograder --config "$SOURCE/course.toml" grade "$ROOT/submission" --assignment @ASSIGNMENT@ \
-  --results "$RESULTS" --no-html ${checks[@]+"${checks[@]}"}
+  --results "$RESULTS" --gradescope ${checks[@]+"${checks[@]}"}
 status=$?
 if [ ! -s "$RESULTS" ]; then  # the grader could not even start: still tell the student, and staff via stdout
   message="The autograder could not run on this submission. This is not your fault; staff have been told and will"
@@ -275,6 +333,20 @@ if [ ! -s "$RESULTS" ]; then  # the grader could not even start: still tell the 
 fi
 exit $status
 """
+
+UV_VERSION = "0.13.9"  # setup.sh's uv, pinned: the same standalone CPython patch release on every image build
+
+
+def setup_script(assignment) -> str:
+    """setup.sh for ``assignment``, on the Python version pyproject promises (``pins.promised_versions``)."""
+    from autograder import pins
+
+    (version,) = pins.promised_versions()  # one minor version: setup.sh installs exactly that one
+    minor = ".".join(version.split(".")[:2])
+    values = {"@PYTHON@": minor, "@PYTHON_TUPLE@": minor.replace(".", ", "), "@UV@": UV_VERSION,
+              "@TORCH_INDEX@": pins.TORCH_CPU_INDEX, "@ASSIGNMENT@": assignment.id,
+              "@NOTEBOOK@": assignment.source.name}
+    return re.sub("|".join(values), lambda m: values[m.group(0)], SETUP_SH)
 
 
 def only_assignment(text: str, assignment_id: str) -> str:
@@ -295,7 +367,7 @@ def _zip_entries(config_path: Path, course, assignment) -> dict[str, bytes | Pat
     """Every file of the zip by its name in the archive: the grader, its settings, the assignment's notebooks."""
     package = Path(__file__).resolve().parent
     entries: dict[str, bytes | Path] = {
-        "setup.sh": SETUP_SH.encode(),
+        "setup.sh": setup_script(assignment).encode(),
         "run_autograder": RUN_AUTOGRADER.replace("@ASSIGNMENT@", assignment.id).encode(),
         "course.toml": only_assignment(Path(config_path).read_text(), assignment.id).encode(),
         "requirements.lock": config.ROOT / "requirements.lock",
@@ -337,89 +409,74 @@ def gradescope_zip(config_path: Path, course, assignment, out: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ GitHub Actions workflow
 WORKFLOW = """\
-# Grades this repository's notebook for @ID@ with the @COURSE@ autograder on every push.
-# Made by `python -m autograder github-workflow --assignment @ID@`;
-# commit it as .github/workflows/grade.yml.
+# Public checks of @TITLE@ on every push: the checks you run yourself with
+# `python -m gradekit @NOTEBOOK@` in the release folder, on GitHub's machines.
+# Made by `python -m autograder github-workflow --assignment @ID@` (@COURSE@); commit it as
+# .github/workflows/public-checks.yml in a repository whose root is the release folder: @NOTEBOOK@, gradekit/,
+# the assignment's package, public_checks.json and requirements.txt.
 #
-# Set in the repository (or its organisation): the variable GRADER_REPO = owner/name of the grader's repository
-# (unless it is written below), and the secret GRADER_TOKEN = a token that can read it if it is private.
-# results.json, junit.xml and feedback.html are uploaded as the run's artifact "grade-@ID@".
-# The job fails only if the grader itself fails, never for a low score.
-#
-# This is feedback for the student, not a grade to trust: the student controls this repository, so they can edit
-# this file, and the grader's repository (with the reference solutions in source/) is readable by this job.
-# Grade for marks with `grade-all` or Gradescope.
-name: Grade @ID@
+# No secret and no other repository: it checks out only this repository and installs only requirements.txt (pinned;
+# torch as its CPU build, from PyTorch's CPU index). It gives feedback, not marks: the hidden checks run only when
+# your submission is graded. The run fails when a public check fails; its output and figures are uploaded as the
+# artifact "public-checks-@ID@" either way.
+name: Public checks @ID@
 on:
   push:
   workflow_dispatch:
 permissions:
   contents: read
 concurrency:
-  group: grade-${{ github.ref }}
+  group: public-checks-${{ github.ref }}
   cancel-in-progress: true
 jobs:
-  grade:
+  public-checks:
     runs-on: ubuntu-latest
     timeout-minutes: @TIMEOUT@
     env:
       OMP_NUM_THREADS: "1"
       OPENBLAS_NUM_THREADS: "1"
       MKL_NUM_THREADS: "1"
+      PIP_EXTRA_INDEX_URL: @TORCH_INDEX@
     steps:
-      - name: Check out the submission
-        uses: actions/checkout@v4
+      - uses: actions/checkout@v4
         with:
-          path: submission
-      - name: Check out the grader
-        uses: actions/checkout@v4
-        with:
-          repository: @REPO@
-@REF@          token: ${{ secrets.GRADER_TOKEN || github.token }}
-          path: grader
+          persist-credentials: false
       - uses: actions/setup-python@v5
         with:
-          python-version: "3.11"
+          python-version: "@PYTHON@"
           cache: pip
-          cache-dependency-path: grader/requirements.lock
-      - name: Install the grader's pinned dependencies (torch 2.13.0 CPU from PyTorch's index)
-        run: python -m pip install -r grader/requirements.lock --extra-index-url https://download.pytorch.org/whl/cpu
-      - name: Grade
-        working-directory: grader
-        run: @GRADE@
-      - name: Score
+          cache-dependency-path: requirements.txt
+      - name: Install the release's requirements
+        run: python -m pip install -r requirements.txt
+      - name: Public checks
+        shell: bash
+        run: python -m gradekit @NOTEBOOK@ 2>&1 | tee public-checks.txt
+      - name: Summary
         if: always()
-        run: python -c "import json; print(json.load(open('graded/results.json'))['output'])" >> "$GITHUB_STEP_SUMMARY"
-      - name: Upload results.json, junit.xml and feedback.html
+        shell: bash
+        run: |
+          if [ -f public-checks.txt ]; then
+            { echo '```'; cat public-checks.txt; echo '```'; } >> "$GITHUB_STEP_SUMMARY"
+          fi
+      - name: Upload the output and figures
         if: always()
         uses: actions/upload-artifact@v4
         with:
-          name: grade-@ID@
+          name: public-checks-@ID@
           path: |
-            graded/results.json
-            graded/junit.xml
-            graded/feedback.html
+            public-checks.txt
+            public-check-plots/
           if-no-files-found: warn
 """
 
-REPO_NAME, REF = re.compile(r"[\w.-]+/[\w.-]+"), re.compile(r"[\w./-]+")  # written into YAML: nothing else
 
+def github_workflow(course, assignment) -> str:
+    """``.github/workflows/public-checks.yml`` for a student's repository holding the release folder."""
+    from autograder import pins
 
-def grade_command(assignment) -> str:
-    """The workflow's grade step, run in the grader's checkout: the submission and the outputs are its siblings."""
-    return (f"python -m autograder grade ../submission --assignment {assignment.id} "
-            "--results ../graded/results.json --junit ../graded/junit.xml")
-
-
-def github_workflow(course, assignment, grader_repo: str | None = None, grader_ref: str | None = None) -> str:
-    """``.github/workflows/grade.yml`` for a student's repository."""
-    if grader_repo is not None and not REPO_NAME.fullmatch(grader_repo):
-        raise ValueError(f"--grader-repo must be a GitHub owner/name, got {grader_repo!r}")
-    if grader_ref is not None and not REF.fullmatch(grader_ref):
-        raise ValueError(f"--grader-ref must be a branch, tag or commit, got {grader_ref!r}")
-    timeout = round(assignment.limits.submission_seconds / 60) + 20  # grading plus installing torch and friends
-    values = {"@ID@": assignment.id, "@COURSE@": course.id, "@TIMEOUT@": str(timeout),
-              "@REPO@": grader_repo or "${{ vars.GRADER_REPO }}",
-              "@REF@": f"          ref: {grader_ref}\n" if grader_ref else "",
-              "@GRADE@": grade_command(assignment)}
+    (version,) = pins.promised_versions()
+    timeout = round(assignment.limits.submission_seconds / 60) + 15  # the checks plus installing torch and friends
+    values = {"@ID@": assignment.id, "@COURSE@": course.id, "@TITLE@": assignment.title, "@TIMEOUT@": str(timeout),
+              "@NOTEBOOK@": assignment.notebook, "@PYTHON@": ".".join(version.split(".")[:2]),
+              "@TORCH_INDEX@": pins.TORCH_CPU_INDEX}
     return re.sub("|".join(values), lambda m: values[m.group(0)], WORKFLOW)

@@ -206,6 +206,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
         return not_graded(path, assignment, str(exc), only, time.monotonic() - start)
     definitions = Definitions(assignment, submission)
     results = []
+    check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
     preload()
     pool = ThreadPoolExecutor(1)
     prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
@@ -220,6 +221,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
                 results.append(check.result(False, "Not run: grading this submission used up its time limit "
                                                    f"({assignment.limits.submission_seconds:.0f} s)."))
                 continue
+            check_start = time.monotonic()
             cases = all_cases[check.name]
             status, answers, seconds = run_check(kernel, check, cases, deadline, workers)
             result = judge_run(check, cases, status, answers, seconds, expected)
@@ -232,6 +234,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
             if problems and not result.passed:
                 result = replace(result, output="\n".join(problems + [result.output]))
             results.append(result)
+            check_seconds[check.name] = round(time.monotonic() - check_start, 3)
         restarts, jailed = kernel.restarts, kernel.jailed
     notes = sorted(set(definitions.problems.values()))
     if locked:
@@ -241,4 +244,4 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
         notes.append(f"The grading kernel was restarted {restarts} time(s).")
     return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
                   {"locked_cells_changed": locked, "kernel_restarts": restarts, "sandbox": jailed,
-                   "settings": {c.name: asdict(c) for c in checks}})
+                   "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks}})

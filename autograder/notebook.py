@@ -107,3 +107,66 @@ def reference_functions(assignment) -> dict:
     """The reference implementations: the solution cells of the instructor's source notebook, run in this process."""
     path = assignment.source
     return _reference(str(path), path.stat().st_mtime, assignment.setup_cell, assignment.graded_cells)
+
+
+# ------------------------------------------------------------------------------- which assignment is this notebook?
+class AssignmentUnknown(SubmissionError):
+    """No assignment of course.toml, or more than one, matches a submitted notebook; the message says what to do."""
+
+
+def grade_ids(path: Path) -> set[str]:
+    """The nbgrader grade_ids of every cell of the notebook at ``path``; empty if it cannot be read as a notebook."""
+    try:
+        if Path(path).stat().st_size > MAX_BYTES:
+            return set()
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        cells = raw.get("cells") if isinstance(raw, dict) else None
+        metas = [c.get("metadata", {}).get("nbgrader", {}) for c in cells if isinstance(c, dict)] if isinstance(
+            cells, list) else []
+        return {m["grade_id"] for m in metas if isinstance(m, dict) and isinstance(m.get("grade_id"), str)}
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, TypeError):
+        return set()
+
+
+@functools.lru_cache(maxsize=16)
+def _release_ids(path: str, mtime: float) -> frozenset[str]:
+    return frozenset(grade_ids(Path(path)))
+
+
+def release_ids(assignment) -> frozenset[str]:
+    """The grade_ids of every cell of the assignment's released notebook (locked, markdown and graded cells)."""
+    path = assignment.release
+    return _release_ids(str(path), path.stat().st_mtime) if path.exists() else frozenset(assignment.graded_cells)
+
+
+def detect_assignment(course, path: Path):
+    """The assignment of course.toml that the notebook at ``path`` is for, or AssignmentUnknown saying why not.
+
+    (1) The assignment whose graded cells (course.toml ``graded_cells``, by nbgrader grade_id) are all in the notebook;
+    (2) else the one with the most cells of its release in it (locked and text cells count too, so a deleted graded
+    cell does not make it another assignment's notebook); (3) else, or to break a tie, the one whose ``notebook`` is
+    the file's name. A notebook matching several, or none, is refused: a guess could give another assignment's grade."""
+    assignments = list(course.assignments.values())
+    ids, name = grade_ids(path), Path(path).name
+
+    def one_of(pool: list, why: str):
+        named = [a for a in pool if a.notebook == name]
+        if len(pool) == 1 or len(named) == 1:
+            return (named or pool)[0]
+        listed = "; ".join(f"{a.title} ({a.notebook})" for a in pool)
+        raise AssignmentUnknown(f"{name} {why} of several assignments: {listed}. Submit each assignment's released "
+                                "notebook on its own, under its own name.")
+
+    complete = [a for a in assignments if set(a.graded_cells) <= ids]
+    if complete:
+        return one_of(complete, "has all the graded cells")
+    counts = {a.id: len(release_ids(a) & ids) for a in assignments}
+    if max(counts.values()) > 0:
+        return one_of([a for a in assignments if counts[a.id] == max(counts.values())], "has as many cells")
+    named = [a for a in assignments if a.notebook == name]
+    if len(named) == 1 or len(assignments) == 1:
+        return (named or assignments)[0]
+    names = ", ".join(f"{a.notebook} ({a.title})" for a in assignments)
+    raise AssignmentUnknown(f"Could not tell which assignment {name} is for: it has no cell of any assignment's "
+                            f"released notebook and its name is none of {names}. Submit the released notebook "
+                            "with your answers, without renaming it or removing its cells.")

@@ -103,20 +103,17 @@ def allow_list_problems(assignment, folder: Path) -> list[str]:
 
 
 def student_requirements(assignment) -> str:
-    """The release's ``requirements.txt``: the packages course.toml lists for students (``student_packages``), pinned
-    as in the course's ``requirements.lock``; nothing of the grader's own (no nbgrader)."""
-    lock = {}
-    for line in (assignment.root / "requirements.lock").read_text().splitlines():
-        if "==" in line and not line.lstrip().startswith("#"):
-            name, version = line.split("==", 1)
-            lock[name.strip().lower()] = version.split("+")[0].strip()  # 2.13.0+cpu: any build of 2.13.0
-    missing = [p for p in assignment.student_packages if p.lower() not in lock]
-    if missing:
-        raise ReleaseError(f"student_packages of {assignment.id}: {', '.join(missing)} not in requirements.lock")
-    lines = [f"{p}=={lock[p.lower()]}" for p in assignment.student_packages]
+    """The release's ``requirements.txt``: the packages course.toml lists for students (``student_packages``) and what
+    they need, pinned as in the course's ``requirements.lock`` (``pins.student_requirements``); nothing of the
+    grader's own (no nbgrader)."""
+    from autograder import pins
+
+    try:
+        pinned = pins.student_requirements(list(assignment.student_packages), assignment.root / "requirements.lock")
+    except KeyError as exc:
+        raise ReleaseError(f"student_packages of {assignment.id}: {exc}") from exc
     return (f"# {assignment.title}: what the notebook and its public checks need on your own machine or on Colab.\n"
-            "# pip install -r requirements.txt   (generated from the course's pins; do not edit)\n" +
-            "\n".join(lines) + "\n")
+            "# pip install -r requirements.txt   (generated from the course's pins by `release`; do not edit)\n" + pinned)
 
 
 def record_public(assignment) -> dict:

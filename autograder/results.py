@@ -7,8 +7,11 @@ The same results also become JUnit XML (``junit``), which CI systems such as Git
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -46,6 +49,87 @@ def gradescope(report: Report) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------- Gradescope: the feedback page, in parts
+FIGURES_BUDGET = 200_000  # characters of base64 PNG in one results.json; figures past it are left out (and said so)
+DETAILS_SUFFIX = ": details of the wrong cases"
+FIRST_WRONG = re.compile(r"^(?P<verdict>\d+ of \d+ cases are wrong\.) (?P<case>First wrong case: .*)$")
+
+
+def split_output(output: str) -> tuple[str, str]:
+    """A check's output as (verdict and hint, details of the cases): an exactness check's first wrong case may be one
+    of its hidden random cases, so its inputs and values are details; "N of M cases are wrong", the likely mistake
+    and the problems of the student's cells are the verdict. Outputs without a wrong case are all verdict."""
+    lines = output.split("\n")
+    for i, line in enumerate(lines):
+        match = FIRST_WRONG.match(line)
+        if match:
+            verdict, details = lines[:i] + [match["verdict"]], [match["case"]]
+            for rest in lines[i + 1:]:
+                (verdict if rest.startswith("Likely mistake:") else details).append(rest)
+            return "\n".join(verdict), "\n".join(details)
+    return output, ""
+
+
+def compact_png(png_base64: str, colors: int = 64) -> str:
+    """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a bandit figure: 116 KB of base64
+    becomes 32 KB), the same size on screen."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def gradescope_html(report: Report, assignment, figures: bool = True, budget: int = FIGURES_BUDGET) -> dict:
+    """results.json for Gradescope with the feedback page in it (``output_format`` html), in parts by visibility.
+
+    Each check is a visible test with its points, verdict and hint, and its learning curves (base64 PNG, the feedback
+    page's figure) while the figures stay within ``budget`` characters. A failed exactness check gets a second test,
+    0 points and ``visibility: after_due_date``, with its first wrong case and the table of wrong cases (inputs and
+    values, possibly of hidden cases). The top-level output is the score and the notes. ``extra_data`` is as in
+    ``gradescope()``: numbers only, no figures."""
+    from autograder import feedback
+    from gradekit.checks import ConvergenceCheck
+
+    data = gradescope(report)
+    tests, spent, left_out = [], 0, []
+    for result, test in zip(report.results, data["tests"], strict=True):
+        verdict, details = split_output(result.output)
+        body = f"<pre>{html.escape(verdict)}</pre>"
+        check = assignment.check(result.name)
+        if figures and isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
+            try:
+                png = compact_png(feedback.figure(check, result.data, assignment))
+            except Exception as exc:  # noqa: BLE001 - a figure must never cost a grade
+                png = None
+                print(f"autograder: figure of {result.name} not drawn: {exc!r}", file=sys.stderr)
+            if png and spent + len(png) <= budget:
+                spent += len(png)
+                body += (f"<img alt='learning curves of your code and of the reference' "
+                         f"src='data:image/png;base64,{png}'>")
+            elif png:
+                left_out.append(result.name)
+                body += "<p>(The learning-curve figure was left out to keep the results small.)</p>"
+        tests.append(test | {"output": body, "output_format": "html", "visibility": "visible"})
+        if details:
+            table = feedback.wrong_table(result.data["wrong"]) if result.data.get("wrong") else ""
+            tests.append({"name": result.title + DETAILS_SUFFIX, "name_format": "text", "score": 0.0,
+                          "max_score": 0.0, "status": "failed", "output": f"<pre>{html.escape(details)}</pre>{table}",
+                          "output_format": "html", "visibility": "after_due_date"})
+    head = f"<p><b>{report.score:g} / {report.max_score:g}</b> points for {html.escape(assignment.title)}.</p>"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    hidden = any(t["visibility"] == "after_due_date" for t in tests)
+    data |= {"output": head + (f"<ul>{notes}</ul>" if notes else "") + (
+        "<p>The inputs and values of the wrong cases of each failed check are shown after the due date.</p>"
+        if hidden else ""), "output_format": "html", "tests": tests}
+    data["extra_data"] = data["extra_data"] | {"figures_left_out": left_out}
+    return data
+
+
 AUTOGRADER_ERROR = "Autograder error"  # the test name of a grade the grader itself could not make
 
 
@@ -54,43 +138,58 @@ def error_results(assignment, exc: BaseException) -> dict:
     message = (f"The autograder failed on this submission ({type(exc).__name__}: {exc}). This is not your fault; "
                "staff have been told and will regrade it.")
     return {"score": 0, "output": message, "tests": [
-        {"name": AUTOGRADER_ERROR, "score": 0, "max_score": sum(c.points for c in assignment.checks),
+        {"name": AUTOGRADER_ERROR, "score": 0,
+         "max_score": sum(c.points for c in assignment.checks) if assignment else 0,
          "status": "failed", "output": message}], "extra_data": {"autograder_error": repr(exc)}}
 
 
-def junit(results: dict, assignment) -> str:
-    """results.json as JUnit XML: one testsuite for the assignment, one testcase per check.
+def junit(results: dict, assignment=None) -> str:
+    """results.json as JUnit XML: one testsuite for the assignment, one testcase per check, each with its time.
 
     Made from the results dict rather than from a report, so an autograder error (no report) becomes an ``<error>``
-    testcase the same way a grade does. A failed check's output is its failure message; score and max_score are
-    properties of each testcase and of the suite."""
-    names = {check.title: check.name for check in assignment.checks}
+    testcase the same way a grade does. A failed check's output is its failure message. Valid under the Jenkins xunit
+    plugin's junit-10.xsd (``tests/files/junit-10.xsd``): score and max_score are properties of the suite only (a
+    testcase may not hold properties there); each testcase states its check and score in ``<system-out>``. A submission
+    that matched no assignment (``assignment`` None) is one failed testcase carrying the message."""
+    names = {check.title: check.name for check in assignment.checks} if assignment else {}
+    suite_name = assignment.id if assignment else "unknown-assignment"
+    seconds = results.get("extra_data", {}).get("check_seconds", {})
     tests = results.get("tests", [])
+    if not tests:
+        tests = [{"name": "submission", "score": 0, "max_score": 0, "status": "failed",
+                  "output": results.get("output", "")}]
     failed = [t for t in tests if t.get("status") == "failed" and t["name"] != AUTOGRADER_ERROR]
     errors = [t for t in tests if t["name"] == AUTOGRADER_ERROR]
-    root = ET.Element("testsuites", name=assignment.id)
-    suite = ET.SubElement(root, "testsuite", name=assignment.id, tests=str(len(tests)), failures=str(len(failed)),
-                          errors=str(len(errors)), skipped="0", time=str(results.get("execution_time", 0)))
+    total = f"{float(results.get('execution_time', 0)):.3f}"
+    root = ET.Element("testsuites", name=suite_name, tests=str(len(tests)), failures=str(len(failed)),
+                      errors=str(len(errors)), time=total)
+    suite = ET.SubElement(root, "testsuite", name=suite_name, tests=str(len(tests)), failures=str(len(failed)),
+                          errors=str(len(errors)), skipped="0", time=total)
     properties = ET.SubElement(suite, "properties")
     for key, value in (("score", results.get("score", 0)), ("max_score", sum(t["max_score"] for t in tests))):
         ET.SubElement(properties, "property", name=key, value=f"{value:g}")
     for test in tests:
-        case = ET.SubElement(suite, "testcase", name=test["name"], classname=assignment.id)
-        properties = ET.SubElement(case, "properties")
-        for key, value in (("check", names.get(test["name"])), ("score", f"{test['score']:g}"),
-                           ("max_score", f"{test['max_score']:g}")):
-            if value is not None:
-                ET.SubElement(properties, "property", name=key, value=value)
+        check = names.get(test["name"])
+        case = ET.SubElement(suite, "testcase", name=test["name"], classname=suite_name,
+                             time=f"{float(seconds.get(check, 0)):.3f}")
         if test in errors or test in failed:
             outcome = ET.SubElement(case, "error" if test in errors else "failure", message=test.get("output", ""),
                                     type="AutograderError" if test in errors else "CheckFailed")
             outcome.text = test.get("output", "")
+        out = ET.SubElement(case, "system-out")
+        out.text = (f"check: {check}\n" if check else "") + f"score: {test['score']:g} / {test['max_score']:g}"
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(path: Path, results: dict, assignment) -> None:
+def write_junit(path: Path, results: dict, assignment=None) -> None:
     write_atomic(path, junit(results, assignment))
+
+
+def unknown_assignment_results(message: str) -> dict:
+    """results.json for a notebook that matches no assignment of the course, or several: 0 and the message, and no
+    test of any assignment (it would look like that assignment's grade)."""
+    return {"score": 0, "output": message, "tests": [], "extra_data": {"assignment": None}}
 
 
 def summary(report: Report) -> str:

@@ -35,13 +35,14 @@ from autograder.notebook import graded_cells  # noqa: E402
 from tests.conftest import CATALOGUE, fill_release, load_variant  # noqa: E402
 
 HIDDEN_TEST = """### BEGIN HIDDEN TESTS
-from autograder import config as _config, harness as _harness
+from autograder import config as _config
+from gradekit.protocol import run_case as _run_case
 from autograder.notebook import reference_functions as _reference_functions
 _assignment = _config.load({config!r}).assignment()
 _ref = _reference_functions(_assignment)
 _check = _assignment.check({check!r})
 _cases = _check.cases(_ref)
-_answers = [_harness.run_case(_check.driver, [globals()[f] for f in _check.functions], c) for c in _cases]
+_answers = [_run_case(_check.driver, [globals()[f] for f in _check.functions], c) for c in _cases]
 _result = _check.judge(_cases, _answers, _ref)
 assert _result.passed, _result.output
 ### END HIDDEN TESTS"""

@@ -79,7 +79,7 @@ def test_unreadable_submission_gets_zero_with_a_message(assignment, tmp_path, co
     path = tmp_path / "bad.ipynb"
     path.write_text(content)
     out = tmp_path / "results.json"
-    proc = run_cli("grade", str(path), "--results", str(out))
+    proc = run_cli("grade", str(path), "--results", str(out), "--assignment", assignment.id)  # see test_detect.py
     assert proc.returncode == 0, proc.stderr
     results = read_results(out)
     assert results["score"] == 0 and len(results["tests"]) == len(assignment.checks)
