@@ -71,7 +71,7 @@ def split_output(output: str) -> tuple[str, str]:
 
 
 def compact_png(png_base64: str, colors: int = 64) -> str:
-    """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a bandit figure: 116 KB of base64
+    """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
     becomes 32 KB), the same size on screen."""
     import base64
     import io
