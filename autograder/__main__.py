@@ -31,6 +31,7 @@ def cmd_grade(course, args) -> int:
     from autograder.grade import grade, not_graded
     from autograder.notebook import SubmissionError
     from autograder.results import error_results, gradescope, table, write_json, write_junit
+    from autograder.sandbox import IsolationError
 
     assignment = course.assignment(args.assignment)
     only = set(args.check) or None
@@ -47,6 +48,10 @@ def cmd_grade(course, args) -> int:
                        progress=sys.stderr.isatty())
     except SubmissionError as exc:  # a folder without exactly one notebook to grade
         report = not_graded(submission, assignment, str(exc), only)
+    except IsolationError as exc:  # below course.toml's min_isolation: no student code was run
+        write(error_results(assignment, exc))
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:
         write(error_results(assignment, exc))
         raise

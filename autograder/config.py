@@ -40,6 +40,7 @@ class Assignment:
     graded_cells: tuple[str, ...]
     checks: tuple = field(default=())
     root: Path = ROOT
+    min_isolation: str = "none"  # the lowest sandbox level (sandbox.LEVELS) under which student code may run
 
     @property
     def source(self) -> Path:
@@ -80,6 +81,18 @@ def _take(table: dict, key: str, kind: type, where: str):
     return value
 
 
+ISOLATION_LEVELS = ("none", "fallback", "full")  # as sandbox.LEVELS, lowest first
+
+
+def _isolation(table: dict, where: str, default: str) -> str:
+    """An optional ``min_isolation`` key: one of the sandbox's levels."""
+    value = table.get("min_isolation", default)
+    if value not in ISOLATION_LEVELS:
+        raise ConfigError(f"{where}.min_isolation must be one of {', '.join(repr(v) for v in ISOLATION_LEVELS)}, "
+                          f"got {value!r}")
+    return value
+
+
 def build_check(cls, name: str, table: dict, where: str):
     """Instantiate a check dataclass from its table; unknown, missing or invalid keys are named."""
     known = {f.name for f in fields(cls)} - {"name"}
@@ -113,6 +126,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     course = data.get("course", {})
+    course_isolation = _isolation(course, "course", "none")
     assignments = {}
     for assignment_id, table in data.get("assignments", {}).items():
         where = f"assignments.{assignment_id}"
@@ -138,6 +152,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             graded_cells=graded,
             checks=checks,
             root=path.parent,
+            min_isolation=_isolation(table, where, course_isolation),
         )
     if not assignments:
         raise ConfigError(f"{path}: no [assignments.<id>] table")

@@ -156,11 +156,28 @@ def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadli
     return "ok", replace(result, data=result.data | {"feedback_runs": runs})
 
 
+def visible_folders(assignment) -> dict[str, Path]:
+    """What the kernel may import, bound read-only at /grading/<name> in its sandbox. For now the whole engine
+    package (the kernel runs ``autograder.harness``); later the kernel-side protocol and the assignment's content."""
+    return {"autograder": Path(__file__).resolve().parent}
+
+
+def kernel_session(assignment) -> KernelSession:
+    """The sandboxed kernel session of a grade; refuses (IsolationError) below course.toml's ``min_isolation``, and
+    warns on stderr below level full."""
+    kernel = KernelSession(assignment.limits, visible_folders(assignment), assignment.min_isolation)
+    isolation = kernel.isolation
+    if isolation["level"] != "full":
+        print(f"autograder: warning: student code runs at isolation level {isolation['level']!r}, not 'full' "
+              f"({isolation.get('reason', '')}); not contained: {', '.join(isolation['missing'])}", file=sys.stderr)
+    return kernel
+
+
 def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     """One check's driver on given cases, with the functions of the submission at ``path``, in a fresh jailed
     kernel as for a grade (e.g. the bandit run behind ``python -m autograder animate``). Raises SubmissionError."""
     definitions = Definitions(assignment, read_submission(path, assignment))
-    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
+    with kernel_session(assignment) as kernel:
         definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
         status, answers, _ = run_check(kernel, check, cases, time.monotonic() + assignment.limits.cell_seconds)
     if status != "ok":
@@ -205,12 +222,13 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     except SubmissionError as exc:
         return not_graded(path, assignment, str(exc), only, time.monotonic() - start)
     definitions = Definitions(assignment, submission)
+    kernel = kernel_session(assignment)  # before any student code: below the course's minimum isolation, refuse
     results = []
     preload()
     pool = ThreadPoolExecutor(1)
     prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
     pool.shutdown(wait=False)
-    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
+    with kernel:
         definitions.run(kernel, deadline)
         reference, locked, all_cases = prepared.result()
         for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
@@ -232,7 +250,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
             if problems and not result.passed:
                 result = replace(result, output="\n".join(problems + [result.output]))
             results.append(result)
-        restarts, jailed = kernel.restarts, kernel.jailed
+        restarts, isolation = kernel.restarts, kernel.isolation
     notes = sorted(set(definitions.problems.values()))
     if locked:
         notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
@@ -240,5 +258,5 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     if restarts:
         notes.append(f"The grading kernel was restarted {restarts} time(s).")
     return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
-                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "sandbox": jailed,
+                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
                    "settings": {c.name: asdict(c) for c in checks}})
