@@ -460,9 +460,13 @@ class Box:
         return [*args, "--", sys.executable, *launcher(nproc), "-f", f"{INSIDE_RUN}/kernel.json", *extra_arguments]
 
     def popen_kwargs(self) -> dict:
+        """For Popen, after ``command``: bwrap gets a bare environment (it sets the kernel's), other levels the
+        kernel's allow-list."""
         kwargs = {"env": {"PATH": os.defpath}, "cwd": str(self.folder)}
         if self.isolation.level == "full":
             kwargs["pass_fds"] = (self._info_write,)
+        else:
+            kwargs["env"] = self.env
         return kwargs
 
     def preexec(self) -> None:
