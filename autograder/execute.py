@@ -11,6 +11,7 @@ can replay the definitions and go on with the next check.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from autograder import sandbox
 
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+THREAD_VARS = sandbox.THREAD_VARS
+
 
 @dataclass
 class CellRun:
@@ -34,6 +38,18 @@ class CellRun:
     def error(self) -> dict | None:
         """The error output of the cell (ename, evalue, traceback), if any."""
         return next((o for o in self.outputs if o.get("output_type") == "error"), None)
+
+
+def kernel_env() -> dict:
+    """The grader's environment with threads pinned and this package importable: for running notebooks outside the
+    sandbox as a student's Jupyter would (tests, the source notebook). The sandboxed kernel's environment is
+    ``sandbox.kernel_env``, an allow-list."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
+    env.update({var: "1" for var in THREAD_VARS})
+    env["MPLBACKEND"] = "Agg"
+    env["PYTHONHASHSEED"] = "0"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    return env
 
 
 class SandboxedKernelManager(AsyncKernelManager):
