@@ -227,7 +227,7 @@ def _missing(level: str, cgroups: tuple, disable_userns: bool = False) -> tuple:
     if level != "full":
         missing += ["network", "PID namespace"] + (["filesystem"] if level == "none" else [])
     if level == "none":
-        missing += ["processes started in a new session", "scratch size"]
+        missing += ["scratch size"] + ([] if "pids" in cgroups else ["processes started in a new session"])
     if "memory" not in cgroups:
         missing.append("memory of the whole process tree (no writable memory cgroup)")
     if level == "full" and not disable_userns:
@@ -560,3 +560,14 @@ class Box:
                             os.unlink(entry.path)
                     except OSError:
                         pass
+
+
+if __name__ == "__main__":  # ``python -m autograder.sandbox``: the level this machine gives, and what it covers
+    found = probe()
+    print(f"sandbox: isolation level {found.level!r}" + (f" ({found.reason})" if found.reason else ""))
+    for what, how in found.covers.items():
+        print(f"  {what}: {how}")
+    for what in found.missing:
+        print(f"  not contained: {what}")
+    if found.level != "full":
+        print(f"  for level 'full': {INSTALL}")
