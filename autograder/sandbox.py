@@ -374,6 +374,16 @@ def _pids_of_uid(uid: int) -> list[int]:
     return pids
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie is not: a PID namespace's init turns zombie only once every process in
+    its namespace is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _tasks_of_own_uid() -> int:
     """Threads of the grader's uid now (RLIMIT_NPROC counts them all at level none)."""
     uid, count = os.getuid(), 0
@@ -513,12 +523,12 @@ class Box:
             pass
         if self.child_pid:  # bwrap's --die-with-parent takes the PID namespace down with its PID 1; wait for that
             end = time.monotonic() + 10
-            while os.path.exists(f"/proc/{self.child_pid}") and time.monotonic() < end:
+            while _alive(self.child_pid) and time.monotonic() < end:
                 try:
                     os.kill(self.child_pid, signal.SIGKILL)
                 except OSError:
                     pass
-                time.sleep(0.01)
+                time.sleep(0.005)
         if self.uid is not None:
             for _ in range(100):
                 pids = _pids_of_uid(self.uid)

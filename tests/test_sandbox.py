@@ -390,14 +390,18 @@ _REPORT = _report({}) + f" children={_children}"
 
 MEMORY_FLOOD = '''
 import os, time
-import numpy as _np
 _pids = []
-for _i in range(8):
+for _i in range(6):
     _pid = os.fork()
-    if _pid == 0:
-        _block = _np.ones(2**30 // 8)  # 1 GB each, touched
-        time.sleep(20)
-        os._exit(0)
+    if _pid == 0:  # 1 GB each in anonymous in-memory files, which RLIMIT_AS does not count
+        try:
+            _files = [os.memfd_create(f"flood{_j}") for _j in range(16)]
+            for _fd in _files:
+                for _ in range(60):
+                    os.write(_fd, b"x" * 2**20)
+            time.sleep(15)
+        finally:
+            os._exit(0)
     _pids.append(_pid)
 for _pid in _pids:
     os.waitpid(_pid, 0)
@@ -409,8 +413,8 @@ def reinforce_loss(log_probs, returns, baseline=0.0):
 
 
 def test_fork_and_memory_floods_are_contained(strict, tmp_path):
-    """2000 sleeping forks and 8 forked 1 GB blocks: capped (processes, whole-tree memory), and the untouched
-    function is still graded."""
+    """2000 sleeping forks, and 6 forked processes filling 1 GB each: capped (processes, whole-tree memory), and
+    the untouched function is still graded."""
     processes_before = sum(1 for p in os.listdir("/proc") if p.isdigit())
     with open("/proc/meminfo") as f:
         memory_before = next(int(line.split()[1]) << 10 for line in f if line.startswith("MemAvailable"))
