@@ -168,8 +168,7 @@ def probe() -> Isolation:
         raise IsolationError(f"{FORCE_ENV}={forced!r}: use one of {', '.join(LEVELS)}")
     cgroups = _writable_cgroups() if sys.platform.startswith("linux") else ()
     reasons = []
-    bwrap = os.environ.get(BWRAP_ENV, shutil.which("bwrap") or "") if BWRAP_ENV in os.environ else (
-        shutil.which("bwrap") or "")
+    bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
     if forced in ("fallback", "none"):
         reasons.append(f"{FORCE_ENV}={forced}")
     elif not sys.platform.startswith("linux"):
