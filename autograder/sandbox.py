@@ -68,6 +68,7 @@ class Isolation:
     bwrap: str = ""
     disable_userns: bool = False
     cgroups: tuple = ()  # writable cgroup v1 hierarchies: ("pids", "memory")
+    own_uid: bool = False  # full, grader is root: bwrap runs as an unprivileged uid of its own, not as root
 
     def as_dict(self) -> dict:
         return {"level": self.level, "covers": dict(self.covers), "missing": list(self.missing),
@@ -115,12 +116,15 @@ def _writable_cgroups() -> tuple:
     return tuple(found)
 
 
-def _bwrap_works(bwrap: str, disable_userns: bool) -> bool:
-    args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), "--proc", "/proc", "--dev", "/dev",
-            "--", "true"]
+def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> bool:
+    """Whether bwrap starts with our options; with ``uid``, whether it does as that uid and can run the kernel's
+    interpreter and packages."""
+    args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
+    args += [*_python_binds(), "--", sys.executable, "-c", "import ipykernel"] if uid is not None else ["--", "true"]
     try:
         return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=30).returncode == 0
+                              preexec_fn=None if uid is None else functools.partial(_as_uid, uid),
+                              timeout=60).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -178,8 +182,9 @@ def probe() -> Isolation:
     else:
         disable = _bwrap_works(bwrap, True)
         if disable or _bwrap_works(bwrap, False):
-            return Isolation("full", _covers("full", cgroups, disable), _missing("full", cgroups, disable),
-                             bwrap=bwrap, disable_userns=disable, cgroups=cgroups)
+            own = os.geteuid() == 0 and _bwrap_works(bwrap, disable, fallback_uid())
+            return Isolation("full", _covers("full", cgroups, disable, own), _missing("full", cgroups, disable),
+                             bwrap=bwrap, disable_userns=disable, cgroups=cgroups, own_uid=own)
         reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
     if forced != "none" and sys.platform.startswith("linux"):
         why = _fallback_works()
@@ -191,7 +196,7 @@ def probe() -> Isolation:
                      cgroups=cgroups)
 
 
-def _covers(level: str, cgroups: tuple, disable_userns: bool = False) -> dict:
+def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
     processes = f"cgroup pids.max {PIDS_MAX}" if "pids" in cgroups else f"RLIMIT_NPROC {PIDS_MAX}"
     memory = ("cgroup memory limit on the whole tree (incl. /tmp and /dev/shm) and RLIMIT_AS per process"
               if "memory" in cgroups else "RLIMIT_AS per process")
@@ -203,8 +208,11 @@ def _covers(level: str, cgroups: tuple, disable_userns: bool = False) -> dict:
             "processes": f"own PID namespace, all killed with the sandbox; {processes}",
             "memory": memory,
             "scratch": f"private /tmp ({TMP_MB} MB) and /dev/shm ({SHM_MB} MB), gone with the sandbox",
-            "privileges": f"uid {SANDBOX_UID}, no capabilities" + (", no new user namespaces" if disable_userns
-                                                                    else ""),
+            "privileges": f"uid {SANDBOX_UID} inside, " + (
+                "an unprivileged uid of its own outside" if own_uid else
+                "the grader's uid outside" + (" (root: bwrap could not run the interpreter as another uid)"
+                                              if os.geteuid() == 0 else "")) +
+                ", no capabilities" + (", no new user namespaces" if disable_userns else ""),
             "environment": "allow-list",
         }
     if level == "fallback":
@@ -404,7 +412,8 @@ class Box:
         self.visible = {name: Path(path).resolve() for name, path in visible.items()}
         self.folder = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))  # 0700, the grader's
         self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
-        self.uid = fallback_uid() if isolation.level == "fallback" else None
+        own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
+        self.uid = fallback_uid() if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
         self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
         self._info_read = self._info_write = -1
         if self.uid is not None:
@@ -454,6 +463,9 @@ class Box:
         for name in ("ld.so.cache", "fonts"):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += _passwd_files(self.folder)
+        if self.uid is not None:  # bwrap runs as the kernel's own uid: what it binds from the folder is that uid's
+            for name in ("passwd", "group", "kernel.json"):
+                os.chown(self.folder / name, self.uid, self.uid)
         for name, path in self.visible.items():
             args += ["--ro-bind", str(path), f"/grading/{name}"]
         args += ["--proc", "/proc", "--dev", "/dev",
@@ -488,7 +500,7 @@ class Box:
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self.uid is not None:
-            if "pids" not in self.cgroups.controllers:
+            if "pids" not in self.cgroups.controllers and self.isolation.level == "fallback":
                 resource.setrlimit(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))
             _as_uid(self.uid)
 

@@ -489,13 +489,41 @@ def student_user():
     subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
 
 
-def headless_grade(strict, folder: Path, course: Path, attack: str, env: dict, user: str | None):
+class UidWatcher:
+    """The host uids of the processes whose command line holds ``marker``, seen while a grade runs."""
+
+    def __init__(self, marker: str):
+        self.marker, self.uids, self._stop = marker, set(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            for pid in processes_with(self.marker):
+                try:
+                    self.uids.add(os.stat(f"/proc/{pid}").st_uid)
+                except OSError:
+                    pass
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join(5)
+
+
+def headless_grade(strict, folder: Path, course: Path, attack: str, env: dict, user: str | None, marker: str):
+    """Grade with the ``grade`` command; return the process, results.json and the host uids the submission's
+    processes ran as."""
     submission = fill_release(strict, folder / "hostile.ipynb", {"pg_loss": pg_loss_reporting(attack)})
     results = folder / "out" / "results.json"
     cmd = [sys.executable, "-m", "autograder", "--config", str(course / "course.toml"), "grade", str(submission),
            "--results", str(results), "--check", "pg_loss_exact", "--check", CORRECT, "--workers", "1"]
-    proc = run_exposed(cmd, env, user)
-    return proc, results
+    with UidWatcher(marker) as watcher:
+        proc = run_exposed(cmd, env, user)
+    return proc, results, watcher.uids
 
 
 def test_as_an_ordinary_user(strict, student_user, tmp_path):
@@ -512,7 +540,7 @@ def test_as_an_ordinary_user(strict, student_user, tmp_path):
         attack = HEADLESS_ATTACK.format(secret_paths=f"{str(home / '.token')!r}, '/root/.planted-secret'",
                                         course=str(ROOT), marker=marker)
         env = {"PATH": SYSTEM_PATH, "HOME": str(home), "PYTHONPATH": str(ROOT), "PLANTED": secret, "LANG": "C.UTF-8"}
-        proc, results = headless_grade(strict, folder, ROOT, attack, env, student_user)
+        proc, results, uids = headless_grade(strict, folder, ROOT, attack, env, student_user, marker)
         assert proc.returncode == 0, proc.stderr[-2000:]
         data = json.loads(results.read_text())
         text = results.read_text() + (results.parent / "feedback.html").read_text()
@@ -522,6 +550,31 @@ def test_as_an_ordinary_user(strict, student_user, tmp_path):
         assert next(t for t in data["tests"] if "discounted" in t["name"].lower())["status"] == "passed"
         assert data["extra_data"]["isolation"]["level"] == "full"
         assert "RLIMIT_NPROC" in data["extra_data"]["isolation"]["covers"]["processes"]
+        assert uids == {pwd.getpwnam(student_user).pw_uid}, uids
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(not LINUX_ROOT, reason="needs root")
+def test_as_root_the_sandbox_runs_as_a_uid_of_its_own(strict, tmp_path):
+    """Grading as root where other uids can run the interpreter (a deployment's /usr or world-readable venv): bwrap
+    runs as an unprivileged uid of its own, so even an escape from the namespaces would not be root."""
+    folder = Path(tempfile.mkdtemp(prefix="autograder-root-test-"))
+    try:
+        os.chmod(folder, 0o755)
+        marker = str(600000 + os.getpid() % 99999)
+        secret = f"PLANTED-{uuid.uuid4().hex}"
+        attack = HEADLESS_ATTACK.format(secret_paths="'/root/.planted-secret'", course=str(ROOT), marker=marker)
+        env = {"PATH": SYSTEM_PATH, "HOME": "/root", "PYTHONPATH": str(ROOT), "PLANTED": secret, "LANG": "C.UTF-8"}
+        proc, results, uids = headless_grade(strict, folder, ROOT, attack, env, None, marker)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        data = json.loads(results.read_text())
+        text = results.read_text() + (results.parent / "feedback.html").read_text()
+        assert "LEAKS n=0 " in text and secret not in text
+        assert processes_with(marker) == []
+        assert len(uids) == 1 and uids.pop() not in (0, os.getuid()), "bwrap and the kernel ran as root"
+        assert data["extra_data"]["isolation"]["level"] == "full"
+        assert "of its own" in data["extra_data"]["isolation"]["covers"]["privileges"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -553,7 +606,7 @@ def test_fallback_without_namespaces(strict, tmp_path):
         attack = HEADLESS_ATTACK.format(secret_paths="'/root/.planted-secret'", course=str(course), marker=marker)
         env = {"PATH": SYSTEM_PATH, "HOME": "/root", "PYTHONPATH": str(course), "PLANTED": secret,
                "LANG": "C.UTF-8", sandbox.BWRAP_ENV: ""}
-        proc, results = headless_grade(strict, folder, course, attack, env, None)
+        proc, results, uids = headless_grade(strict, folder, course, attack, env, None, marker)
         assert proc.returncode == 0, proc.stderr[-2000:]
         data = json.loads(results.read_text())
         text = results.read_text() + (results.parent / "feedback.html").read_text()
@@ -562,6 +615,7 @@ def test_fallback_without_namespaces(strict, tmp_path):
         assert not any(Path(d, marker).exists() for d in ("/tmp", "/dev/shm"))
         assert next(t for t in data["tests"] if "discounted" in t["name"].lower())["status"] == "passed"
         assert data["extra_data"]["isolation"]["level"] == "fallback"
+        assert len(uids) == 1 and 0 not in uids, uids
         assert "warning" in proc.stderr and "'fallback'" in proc.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
