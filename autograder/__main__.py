@@ -32,6 +32,7 @@ def cmd_grade(course, args) -> int:
     from autograder.notebook import AssignmentUnknown, SubmissionError
     from autograder.results import (error_results, gradescope, table, unknown_assignment_results, write_json,
                                     write_junit)
+    from autograder.sandbox import IsolationError
 
     only = set(args.check) or None
     submission = Path(args.submission)
@@ -58,6 +59,10 @@ def cmd_grade(course, args) -> int:
                        progress=sys.stderr.isatty())
     except SubmissionError as exc:  # a folder without exactly one notebook to grade
         report = not_graded(submission, assignment, str(exc), only)
+    except IsolationError as exc:  # below course.toml's min_isolation: no student code was run
+        write(error_results(assignment, exc))
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:
         write(error_results(assignment, exc))
         raise

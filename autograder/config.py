@@ -50,6 +50,7 @@ class Assignment:
     packages: tuple[Path, ...] = ()  # ``content`` and the sibling content packages it imports (``content_packages``)
     registry: object = field(default=None, compare=False, hash=False)  # the content package's REGISTRY
     student_packages: tuple[str, ...] = ()  # what the release's requirements.txt pins for students
+    min_isolation: str = "none"  # the lowest sandbox level (sandbox.LEVELS) under which student code may run
 
     @property
     def source(self) -> Path:
@@ -100,6 +101,18 @@ def _take(table: dict, key: str, kind: type, where: str):
         value = float(value)
     if not isinstance(value, kind) or (kind is float and value <= 0):
         raise ConfigError(f"{where}.{key} must be a {'positive number' if kind is float else kind.__name__}, "
+                          f"got {value!r}")
+    return value
+
+
+ISOLATION_LEVELS = ("none", "fallback", "full")  # as sandbox.LEVELS, lowest first
+
+
+def _isolation(table: dict, where: str, default: str) -> str:
+    """An optional ``min_isolation`` key: one of the sandbox's levels."""
+    value = table.get("min_isolation", default)
+    if value not in ISOLATION_LEVELS:
+        raise ConfigError(f"{where}.min_isolation must be one of {', '.join(repr(v) for v in ISOLATION_LEVELS)}, "
                           f"got {value!r}")
     return value
 
@@ -165,6 +178,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
     course = data.get("course", {})
+    course_isolation = _isolation(course, "course", "none")
     assignments = {}
     for assignment_id, table in data.get("assignments", {}).items():
         where = f"assignments.{assignment_id}"
@@ -197,6 +211,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             packages=tuple(content_packages(content)),
             registry=registry,
             student_packages=tuple(_take(table, "student_packages", list, where)),
+            min_isolation=_isolation(table, where, course_isolation),
         )
     if not assignments:
         raise ConfigError(f"{path}: no [assignments.<id>] table")

@@ -1,34 +1,31 @@
-"""A fresh Jupyter kernel (nbclient) for one submission, in a temporary directory, under limits.
+"""A fresh Jupyter kernel (nbclient) for one submission, in a sandbox, under limits.
 
-Student code only ever runs in this kernel. Where Linux allows it, the kernel runs in a filesystem jail
-(``sandbox.py``: everything read-only, the reference solutions hidden). Its process gets an address-space, CPU-time and file-size limit
-(``resource.setrlimit`` before exec), threads pinned to one, and no more than ``output_kb`` of printed text per cell is
-kept. A cell that times out or kills the kernel ends with a status, never an exception: the kernel's whole process
-group is killed and a new kernel started, so the grader can replay the definitions and go on with the next check.
+Student code only ever runs in this kernel. It runs in the best sandbox the machine gives (``sandbox.py``: bubblewrap
+with every namespace and only the ``visible`` folders bound, or an unprivileged uid of its own, or nothing), with an
+address-space, CPU-time, file-size and process limit, threads pinned to one, and no more than ``output_kb`` of printed
+text per cell kept. The grader talks to it over Unix sockets. A cell that times out or kills the kernel ends with a
+status, never an exception: the kernel and everything it started are killed and a new kernel started, so the grader
+can replay the definitions and go on with the next check.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import resource
-import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from autograder import sandbox
 
-ROOT = Path(__file__).resolve().parent.parent
-GRADER_ONLY = (ROOT / "source", ROOT / "tests", ROOT / ".git")  # hidden by the jail (until the allow-list sandbox)
-THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+THREAD_VARS = sandbox.THREAD_VARS
 
 
 @dataclass
@@ -43,29 +40,32 @@ class CellRun:
         return next((o for o in self.outputs if o.get("output_type") == "error"), None)
 
 
-def kernel_env(path: str | None = None) -> dict:
-    """The kernel's environment: one thread, no display, fixed hashing, and ``path`` (the folder of the packages it
-    may import) as its only PYTHONPATH."""
+def kernel_env() -> dict:
+    """The grader's environment with threads pinned and this package importable: for running notebooks outside the
+    sandbox as a student's Jupyter would (tests, the source notebook). The sandboxed kernel's environment is
+    ``sandbox.kernel_env``, an allow-list."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
     env.update({var: "1" for var in THREAD_VARS})
     env["MPLBACKEND"] = "Agg"
     env["PYTHONHASHSEED"] = "0"
-    env.pop("PYTHONPATH", None)
-    if path:
-        env["PYTHONPATH"] = path
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
     return env
 
 
-def _limit_child(limits, hidden: list[str], writable: list[str]) -> None:
-    """Runs in the kernel's process between fork and exec: the jail (if any), then the resource limits."""
-    if writable:
-        sandbox.enter(hidden, writable)
-    memory = int(limits.memory_mb) << 20
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(limits.cpu_seconds)
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel command is the sandbox's (``box.command``), over Unix sockets: the kernel binds
+    them inside the sandbox and the grader connects through the sandbox's ``/proc/<pid>/root``."""
+
+    box: sandbox.Box | None = None
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        return self.box.command(list(extra_arguments or []))
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        kw.update(self.box.popen_kwargs())
+        await super()._async_launch_kernel(kernel_cmd, **kw)
+        self.box.started()
+        self.ip = self.box.client_ip()
 
 
 class CappedClient(NotebookClient):
@@ -92,55 +92,66 @@ class CappedClient(NotebookClient):
 class KernelSession:
     """``with KernelSession(limits, visible) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel.
 
-    ``visible`` maps import names to the package folders the kernel may import (the kit and the assignment's content);
-    they are its only import path, besides the environment's packages."""
+    ``visible`` maps an import name to a host folder; each is bound read-only at ``/grading/<name>`` in the sandbox,
+    and ``/grading`` is the kernel's PYTHONPATH. Nothing else of the course is visible. ``isolation`` (the level in
+    force and what it covers) is probed before the first kernel starts; below ``min_isolation`` no kernel starts
+    (``sandbox.IsolationError``)."""
 
-    def __init__(self, limits, visible: dict[str, Path] | None = None, hidden: list[Path] = GRADER_ONLY):
+    def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none"):
         self.limits = limits
-        self.visible = dict(visible or {})
-        self.hidden = [str(p) for p in hidden]
-        self.jailed = sandbox.available()
+        self.visible = {name: Path(path) for name, path in (visible or {}).items()}
+        self._isolation = sandbox.probe()
+        sandbox.require(self._isolation, min_isolation)
         self.restarts = 0
         self.pid = 0
+        self.box: sandbox.Box | None = None
+
+    @property
+    def isolation(self) -> dict:
+        """The isolation level in force and what it covers (for results.json's ``extra_data.isolation``)."""
+        return self._isolation.as_dict()
 
     def __enter__(self) -> KernelSession:
-        self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")
-        self._path = Path(self._tmp.name) / ".grading"
-        self._path.mkdir()
-        for name, folder in self.visible.items():
-            (self._path / name).symlink_to(Path(folder).resolve(), target_is_directory=True)
         self._start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop()
-        self._tmp.cleanup()
 
     def _start(self) -> None:
+        self.box = sandbox.Box(self._isolation, self.limits, self.visible)
         self.nb = nbformat.v4.new_notebook()
         self.client = CappedClient(self.nb, timeout=int(self.limits.cell_seconds), kernel_name="python3",
+                                   kernel_manager_class=SandboxedKernelManager,
                                    allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
-                                   resources={"metadata": {"path": self._tmp.name}})
+                                   resources={"metadata": {"path": str(self.box.folder)}})
         self.client.output_bytes = int(self.limits.output_kb * 1024)
-        self.client.km = self.client.create_kernel_manager()
-        env = kernel_env(str(self._path))
-        writable = [self._tmp.name] if self.jailed else []
-        env.update(HOME=self._tmp.name, IPYTHONDIR=f"{self._tmp.name}/.ipython", MPLCONFIGDIR=f"{self._tmp.name}/.mpl")
-        self.client.start_new_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=functools.partial(_limit_child, self.limits, self.hidden, writable))
-        self.client.start_new_kernel_client()
-        self.pid = self.client.km.provisioner.pid
+        km = self.client.km = self.client.create_kernel_manager()
+        km.box = self.box
+        km.transport, km.ip, km.connection_file = "ipc", self.box.kernel_ip, self.box.connection_file
+        km.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
+        try:
+            self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         preexec_fn=self.box.preexec)
+            self.pid = km.provisioner.pid
+            self.client.start_new_kernel_client()
+        except BaseException:
+            self._stop()
+            raise
 
     def _stop(self) -> None:
-        """Kill the kernel's whole process group (it is a session leader), then let nbclient clean up."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Kill the kernel and every process it started (the sandbox, its uid, its cgroups), then let nbclient clean
+        up and remove the kernel's folder."""
+        if self.box is None:
+            return
+        self.box.kill(self.pid)
         try:
             self.client._cleanup_kernel()
         except Exception:  # noqa: BLE001, S110 - the kernel is gone, which is what we want
             pass
+        self.box.close()
+        self.box = None
+        self.pid = 0
 
     def restart(self) -> None:
         self._stop()

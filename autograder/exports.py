@@ -323,6 +323,8 @@ export PYTHONPATH="$SOURCE${PYTHONPATH:+:$PYTHONPATH}"
 checks=()
 for name in ${AUTOGRADER_CHECKS:-}; do checks+=(--check "$name"); done
 mkdir -p "$ROOT/results"
+# Without namespaces (Gradescope's container) the kernel runs as a uid of its own: grader-only files owner-only.
+chmod -R go-rwx "$SOURCE/source" "$SOURCE/course.toml" 2>/dev/null || true
 cd "$SOURCE"
 "$PYTHON" -m autograder --config "$SOURCE/course.toml" grade "$ROOT/submission" --assignment @ASSIGNMENT@ \
   --results "$RESULTS" --gradescope ${checks[@]+"${checks[@]}"}

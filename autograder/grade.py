@@ -156,11 +156,22 @@ def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadli
     return "ok", replace(result, data=result.data | {"feedback_runs": runs})
 
 
+def kernel_session(assignment) -> KernelSession:
+    """The sandboxed kernel session of a grade; refuses (IsolationError) below course.toml's ``min_isolation``, and
+    warns on stderr below level full."""
+    kernel = KernelSession(assignment.limits, assignment.kernel_packages, assignment.min_isolation)
+    isolation = kernel.isolation
+    if isolation["level"] != "full":
+        print(f"autograder: warning: student code runs at isolation level {isolation['level']!r}, not 'full' "
+              f"({isolation.get('reason', '')}); not contained: {', '.join(isolation['missing'])}", file=sys.stderr)
+    return kernel
+
+
 def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     """One check's driver on given cases, with the functions of the submission at ``path``, in a fresh jailed
     kernel as for a grade (e.g. the run behind a content package's export). Raises SubmissionError."""
     definitions = Definitions(assignment, read_submission(path, assignment))
-    with KernelSession(assignment.limits, visible=assignment.kernel_packages) as kernel:
+    with kernel_session(assignment) as kernel:
         definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
         status, answers, _ = run_check(kernel, check, cases, time.monotonic() + assignment.limits.cell_seconds)
     if status != "ok":
@@ -205,13 +216,14 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     except SubmissionError as exc:
         return not_graded(path, assignment, str(exc), only, time.monotonic() - start)
     definitions = Definitions(assignment, submission)
+    kernel = kernel_session(assignment)  # before any student code: below the course's minimum isolation, refuse
     results = []
     check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
     preload()
     pool = ThreadPoolExecutor(1)
     prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
     pool.shutdown(wait=False)
-    with KernelSession(assignment.limits, visible=assignment.kernel_packages) as kernel:
+    with kernel:
         definitions.run(kernel, deadline)
         expected, locked, all_cases = prepared.result()
         for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
@@ -235,7 +247,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
                 result = replace(result, output="\n".join(problems + [result.output]))
             results.append(result)
             check_seconds[check.name] = round(time.monotonic() - check_start, 3)
-        restarts, jailed = kernel.restarts, kernel.jailed
+        restarts, isolation = kernel.restarts, kernel.isolation
     notes = sorted(set(definitions.problems.values()))
     if locked:
         notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
@@ -243,5 +255,5 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     if restarts:
         notes.append(f"The grading kernel was restarted {restarts} time(s).")
     return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
-                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "sandbox": jailed,
+                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
                    "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks}})

@@ -1,64 +1,594 @@
-"""A filesystem jail for the notebook's process, built from Linux namespaces (no extra tools, no image).
+"""The student's kernel in a default-deny sandbox: it sees only what it needs, and nothing it starts outlives it.
 
-Between fork and exec, the kernel's process gets its own mount namespace in which the whole root filesystem is
-read-only, the instructor's ``source/`` (the reference solutions) is covered by an empty tmpfs, and only the kernel's
-temporary directory is writable. It then moves into a new user namespace: the mounts it inherited become locked, so even
-as "root" in there it can neither remount them writable nor uncover ``source/``. A student's code can therefore not
-read the reference from disk, nor change the grader, other students' results or anything else on the machine.
+Three levels, probed once per grading process and named in results.json (``extra_data.isolation``):
 
-Where the kernel does not allow namespaces (an unprivileged container), ``available()`` is False and kernels run
-without the jail; the results say so (``extra_data.sandbox``).
+``full`` (bubblewrap, ``bwrap``; works for root and for ordinary users where user namespaces are allowed)
+    An empty tmpfs root, made read-only, with read-only binds of only: ``/usr`` (``/bin``, ``/lib``... as their
+    symlinks), the interpreter's prefix, its site-packages, ``/etc/ld.so.cache``, a generated ``/etc/passwd``, the
+    ``visible`` folders at ``/grading/<name>`` (the kernel's ``PYTHONPATH``) and the kernel's connection file. A
+    private, size-capped ``/tmp`` (its home and working folder) and ``/dev/shm``, its own ``/proc`` and ``/dev``.
+    Every namespace unshared (mount, PID, network, IPC, UTS, cgroup, user): no network at all, the grader talks to
+    the kernel over Unix sockets (ZeroMQ ``ipc``) reached through ``/proc/<pid>/root``. uid 65534 inside, no
+    capabilities, no new user namespaces, an environment made from an allow-list. Killing the sandbox kills its PID
+    namespace: no process of the submission survives, whatever ``setsid`` or double fork it used.
+``fallback`` (no usable namespaces, grader is root: e.g. Gradescope's Docker image)
+    The kernel runs as its own unprivileged uid (one per grading process, unused by anyone else), in a private
+    0700 folder, with the environment allow-list and rlimits including a process count. Grader-only files must be
+    owner-only (mode 0700/0600, owned by root): the deployment rule this level relies on. At the end every process
+    of that uid is killed and its files in ``/tmp``, ``/var/tmp`` and ``/dev/shm`` are removed.
+``none`` (no namespaces and not root)
+    rlimits and the process group only: the kernel can read whatever the grader's user can.
+
+At every level, cgroup v1 ``pids`` and ``memory`` hierarchies that the grader may write (root here) cap the whole
+tree's processes and memory, and are swept at the end. ``AUTOGRADER_ISOLATION=fallback|none`` forces a lower level
+and ``AUTOGRADER_BWRAP`` names the bwrap binary (tests; an empty value means "not installed").
 """
 
 from __future__ import annotations
 
-import ctypes
 import functools
+import json
 import os
+import resource
+import select
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
-CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
-MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+LEVELS = ("none", "fallback", "full")
+FORCE_ENV, BWRAP_ENV = "AUTOGRADER_ISOLATION", "AUTOGRADER_BWRAP"
+SANDBOX_UID = 65534  # the kernel's uid and gid inside the namespaces ("nobody")
+PIDS_MAX = 128  # processes and threads of one kernel's whole tree (a grading kernel uses ~20 with 2 forked seeds)
+TMP_MB, SHM_MB, RUN_KB = 256, 64, 256  # the kernel's private /tmp (home, working folder), /dev/shm, socket folder
+FALLBACK_UID_BASE = 2_000_000_000  # fallback uids: this + the grader's pid (no account uses this range)
+INSIDE_RUN = "/run/kernel"  # inside the sandbox: the connection file and the kernel's Unix sockets
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _call(rc: int, what: str) -> None:
-    if rc != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
-
-
-def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
-    _call(_libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+INSTALL = ("install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow unprivileged user namespaces "
+           "(Ubuntu 24.04: `sysctl kernel.apparmor_restrict_unprivileged_userns=0`; Docker: run privileged or with a "
+           "seccomp profile that allows clone(CLONE_NEWUSER)), or run the grader as root for the fallback level")
 
 
-def enter(hidden: list[str], writable: list[str]) -> None:
-    """Jail the calling process (call it between fork and exec). Raises OSError if the kernel refuses."""
-    uid, gid = os.getuid(), os.getgid()
-    _call(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    for path in writable:  # bind before the root goes read-only: a bind copies its source's flags
-        _mount(path, path, None, MS_BIND)
-    for path in hidden:
-        if os.path.isdir(path):
-            _mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=4k,mode=555")
-    _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-    _call(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare(CLONE_NEWUSER)")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+class IsolationError(RuntimeError):
+    """The isolation level in force is below the minimum course.toml requires: student code is not run."""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    level: str  # "full", "fallback" or "none"
+    covers: dict = field(default_factory=dict)  # category -> how it is contained
+    missing: tuple = ()  # what this level does not contain
+    reason: str = ""  # why the level is not higher
+    bwrap: str = ""
+    disable_userns: bool = False
+    cgroups: tuple = ()  # writable cgroup v1 hierarchies: ("pids", "memory")
+    own_uid: bool = False  # full, grader is root: bwrap runs as an unprivileged uid of its own, not as root
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "covers": dict(self.covers), "missing": list(self.missing),
+                **({"reason": self.reason} if self.reason else {})}
+
+    def at_least(self, minimum: str) -> bool:
+        return LEVELS.index(self.level) >= LEVELS.index(minimum)
+
+
+def require(isolation: Isolation, minimum: str) -> None:
+    """Raise IsolationError (with what to install) when ``isolation`` is below ``minimum``."""
+    if not isolation.at_least(minimum):
+        raise IsolationError(
+            f"the sandbox for student code is at level {isolation.level!r} on this machine "
+            f"({isolation.reason or 'forced'}), below course.toml's min_isolation = {minimum!r}, so no student code "
+            f"was run. To get level 'full', {INSTALL}.")
+
+
+# --- probing --------------------------------------------------------------------------------------------------------
+
+def _own_cgroup(controller: str) -> Path | None:
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                return Path("/sys/fs/cgroup", controller) / path.lstrip("/")
+    except OSError:
+        pass
+    return None
+
+
+def _writable_cgroups() -> tuple:
+    found = []
+    for controller in ("pids", "memory"):
+        base = _own_cgroup(controller)
+        if base is None or not base.is_dir():
+            continue
+        probe = base / f"autograder-probe-{os.getpid()}"
+        try:
+            probe.mkdir()
+            probe.rmdir()
+            found.append(controller)
+        except OSError:
+            pass
+    return tuple(found)
+
+
+def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> bool:
+    """Whether bwrap starts with our options; with ``uid``, whether it does as that uid and can run the kernel's
+    interpreter and packages."""
+    args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
+    args += [*_python_binds(), "--", sys.executable, "-c", "import ipykernel"] if uid is not None else ["--", "true"]
+    try:
+        return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              preexec_fn=None if uid is None else functools.partial(_as_uid, uid),
+                              timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def fallback_uid() -> int:
+    """The fallback's kernel uid: unique to this grading process, inside the uid range this machine maps."""
+    uid = FALLBACK_UID_BASE + os.getpid()
+    try:
+        for line in Path("/proc/self/uid_map").read_text().splitlines():
+            inside, _, count = map(int, line.split())
+            if inside <= uid < inside + count:
+                return uid
+    except (OSError, ValueError):
+        pass
+    return 60000 + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+
+
+def _as_uid(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+def _fallback_works() -> str:
+    """'' if a process of the fallback uid can run this interpreter, else why not."""
+    if os.geteuid() != 0:
+        return "the grader is not root, so the kernel cannot get a uid of its own"
+    try:
+        proc = subprocess.run([sys.executable, "-c", "import ipykernel"], preexec_fn=functools.partial(
+            _as_uid, fallback_uid()), cwd="/", env={"PATH": os.defpath}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"a process of an unprivileged uid could not be started ({exc})"
+    if proc.returncode != 0:
+        return (f"an unprivileged uid cannot run {sys.executable} and its packages: make the interpreter and the "
+                "environment world-readable")
+    return ""
 
 
 @functools.cache
-def available() -> bool:
-    """Whether this machine lets us build the jail (tried once, in a throwaway child)."""
-    if not sys.platform.startswith("linux"):
-        return False
+def probe() -> Isolation:
+    """The best level this machine gives (once per process), lowered by AUTOGRADER_ISOLATION."""
+    forced = os.environ.get(FORCE_ENV, "")
+    if forced and forced not in LEVELS:
+        raise IsolationError(f"{FORCE_ENV}={forced!r}: use one of {', '.join(LEVELS)}")
+    cgroups = _writable_cgroups() if sys.platform.startswith("linux") else ()
+    reasons = []
+    bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
+    if forced in ("fallback", "none"):
+        reasons.append(f"{FORCE_ENV}={forced}")
+    elif not sys.platform.startswith("linux"):
+        reasons.append("not Linux")
+    elif not bwrap or not os.access(bwrap, os.X_OK):
+        reasons.append("bubblewrap (bwrap) is not installed")
+    else:
+        disable = _bwrap_works(bwrap, True)
+        if disable or _bwrap_works(bwrap, False):
+            own = os.geteuid() == 0 and _bwrap_works(bwrap, disable, fallback_uid())
+            return Isolation("full", _covers("full", cgroups, disable, own), _missing("full", cgroups, disable),
+                             bwrap=bwrap, disable_userns=disable, cgroups=cgroups, own_uid=own)
+        reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
+    if forced != "none" and sys.platform.startswith("linux"):
+        why = _fallback_works()
+        if not why:
+            return Isolation("fallback", _covers("fallback", cgroups), _missing("fallback", cgroups),
+                             reason="; ".join(reasons), cgroups=cgroups)
+        reasons.append(why)
+    return Isolation("none", _covers("none", cgroups), _missing("none", cgroups), reason="; ".join(reasons),
+                     cgroups=cgroups)
+
+
+def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
+    processes = f"cgroup pids.max {PIDS_MAX}" if "pids" in cgroups else f"RLIMIT_NPROC {PIDS_MAX}"
+    memory = ("cgroup memory limit on the whole tree (incl. /tmp and /dev/shm) and RLIMIT_AS per process"
+              if "memory" in cgroups else "RLIMIT_AS per process")
+    if level == "full":
+        return {
+            "filesystem": "empty read-only root; read-only binds of the interpreter, its packages, /usr and the "
+                          "visible folders only",
+            "network": "none (own network namespace)",
+            "processes": f"own PID namespace, all killed with the sandbox; {processes}",
+            "memory": memory,
+            "scratch": f"private /tmp ({TMP_MB} MB) and /dev/shm ({SHM_MB} MB), gone with the sandbox",
+            "privileges": f"uid {SANDBOX_UID} inside, " + (
+                "an unprivileged uid of its own outside" if own_uid else
+                "the grader's uid outside" + (" (root: bwrap could not run the interpreter as another uid)"
+                                              if os.geteuid() == 0 else "")) +
+                ", no capabilities" + (", no new user namespaces" if disable_userns else ""),
+            "environment": "allow-list",
+        }
+    if level == "fallback":
+        return {
+            "filesystem": "own unprivileged uid: reads only world-readable files (grader-only files must be "
+                          "owner-only)",
+            "processes": f"every process of the kernel's uid killed at the end; {processes}",
+            "memory": memory,
+            "scratch": "private 0700 folder; the uid's files in /tmp, /var/tmp and /dev/shm removed at the end",
+            "privileges": "unprivileged uid of its own",
+            "environment": "allow-list",
+        }
+    return {"processes": f"process group killed at the end; {processes}", "memory": memory,
+            "environment": "allow-list"}
+
+
+def _missing(level: str, cgroups: tuple, disable_userns: bool = False) -> tuple:
+    missing = []
+    if level != "full":
+        missing += ["network", "PID namespace"] + (["filesystem"] if level == "none" else [])
+    if level == "none":
+        missing += ["scratch size"] + ([] if "pids" in cgroups else ["processes started in a new session"])
+    if "memory" not in cgroups:
+        missing.append("memory of the whole process tree (no writable memory cgroup)")
+    if level == "full" and not disable_userns:
+        missing.append("nested user namespaces (bwrap without --disable-userns)")
+    return tuple(missing)
+
+
+# --- the bwrap command ----------------------------------------------------------------------------------------------
+
+def _namespace_args(disable_userns: bool) -> list[str]:
+    args = ["--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+            "--hostname", "sandbox", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]
+    return args + (["--disable-userns"] if disable_userns else [])
+
+
+def _system_binds() -> list[str]:
+    """/usr read-only, and the top-level folders that are symlinks into it (/bin, /lib, /lib64 on Debian 12)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/", name)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _python_binds() -> list[str]:
+    """The interpreter (its real prefix too, when the venv's python is a symlink to it) and its site-packages."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
+    paths |= {Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)}
+    keep = sorted(p for p in paths if p.is_dir() and not any(q != p and q in p.parents for q in paths))
+    args = []
+    for path in keep:
+        if path == Path("/usr") or Path("/usr") in path.parents:
+            continue
+        args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _passwd_files(folder: Path) -> list[str]:
+    (folder / "passwd").write_text(f"student:x:{SANDBOX_UID}:{SANDBOX_UID}:student:/tmp:/usr/sbin/nologin\n")
+    (folder / "group").write_text(f"student:x:{SANDBOX_UID}:\n")
+    return ["--ro-bind", str(folder / "passwd"), "/etc/passwd", "--ro-bind", str(folder / "group"), "/etc/group"]
+
+
+def kernel_env(home: str, pythonpath: str) -> dict:
+    """The kernel's whole environment: an allow-list, nothing of the grader's."""
+    path = os.pathsep.join(dict.fromkeys([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]))
+    env = {var: "1" for var in THREAD_VARS}
+    env.update(PATH=path, HOME=home, TMPDIR=f"{home}" if home.startswith("/tmp") else f"{home}/tmp",
+               LANG="C.UTF-8", LC_ALL="C.UTF-8", USER="student", LOGNAME="student", MPLBACKEND="Agg",
+               PYTHONHASHSEED="0", PYTHONPATH=pythonpath, PYTHONDONTWRITEBYTECODE="1",
+               IPYTHONDIR=f"{home}/.ipython", MPLCONFIGDIR=f"{home}/.mpl", PYTHONNOUSERSITE="1")
+    return env
+
+
+def launcher(nproc: int | None) -> list[str]:
+    """``python -m ipykernel_launcher``, with RLIMIT_NPROC set from inside (in the sandbox's user namespace it counts
+    the sandbox's processes only; set before, it would count all of the grader's user's processes)."""
+    if nproc is None:
+        return ["-m", "ipykernel_launcher"]
+    code = (f"import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NPROC, ({nproc}, {nproc})); "
+            "sys.argv[0] = 'ipykernel_launcher'; runpy.run_module('ipykernel_launcher', run_name='__main__', "
+            "alter_sys=True)")
+    return ["-c", code]
+
+
+# --- cgroups --------------------------------------------------------------------------------------------------------
+
+class Cgroups:
+    """One kernel's cgroup v1 groups (pids, memory) under the grader's own, where writable."""
+
+    def __init__(self, controllers: tuple, memory_bytes: int):
+        self.paths: list[Path] = []
+        self.controllers: list[str] = []
+        name = f"autograder-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        for controller in controllers:
+            path = _own_cgroup(controller) / name
+            try:
+                path.mkdir()
+                if controller == "pids":
+                    (path / "pids.max").write_text(str(PIDS_MAX))
+                else:
+                    (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
+                    self._try_write(path / "memory.swappiness", "0")
+                self.paths.append(path)
+                self.controllers.append(controller)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _try_write(path: Path, text: str) -> None:
+        try:
+            path.write_text(text)
+        except OSError:
+            pass
+
+    def enter(self) -> None:
+        """In the child, before exec: move this process (and so all it starts) into the groups."""
+        for path in self.paths:
+            with open(path / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    def pids(self) -> set[int]:
+        found = set()
+        for path in self.paths:
+            try:
+                found |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+            except OSError:
+                pass
+        return found
+
+    def kill_all(self, timeout: float = 10) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            pids = self.pids()
+            if not pids:
+                break
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+        for path in self.paths:
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _pids_of_uid(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie is not: a PID namespace's init turns zombie only once every process in
+    its namespace is gone)."""
     try:
-        proc = subprocess.run(["true"], preexec_fn=functools.partial(enter, [], []), timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
         return False
-    return proc.returncode == 0
+
+
+def _tasks_of_own_uid() -> int:
+    """Threads of the grader's uid now (RLIMIT_NPROC counts them all at level none)."""
+    uid, count = os.getuid(), 0
+    for pid in _pids_of_uid(uid):
+        try:
+            count += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            pass
+    return count
+
+
+# --- one kernel's box -----------------------------------------------------------------------------------------------
+
+class Box:
+    """Everything one kernel start needs: its folder, its cgroups, its command, and the kill that leaves nothing."""
+
+    def __init__(self, isolation: Isolation, limits, visible: dict[str, Path]):
+        self.isolation, self.limits = isolation, limits
+        self.visible = {name: Path(path).resolve() for name, path in visible.items()}
+        self.folder = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))  # 0700, the grader's
+        self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
+        own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
+        self.uid = fallback_uid() if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
+        self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
+        self._info_read = self._info_write = -1
+        if self.uid is not None:
+            os.chown(self.folder, self.uid, self.uid)
+
+    # what the kernel manager needs
+    @property
+    def connection_file(self) -> str:
+        return str(self.folder / "kernel.json")
+
+    @property
+    def kernel_ip(self) -> str:
+        """The ipc socket prefix written into the connection file (the kernel's view)."""
+        return f"{INSIDE_RUN}/ipc" if self.isolation.level == "full" else str(self.folder / "ipc")
+
+    def client_ip(self) -> str:
+        """The same sockets from the grader's side."""
+        if self.isolation.level == "full":
+            return f"/proc/{self.child_pid}/root{INSIDE_RUN}/ipc"
+        return self.kernel_ip
+
+    def _home(self) -> str:
+        return "/tmp" if self.isolation.level == "full" else str(self.folder / "home")
+
+    def command(self, extra_arguments: list[str]) -> list[str]:
+        level = self.isolation.level
+        nproc = None if "pids" in self.cgroups.controllers else PIDS_MAX
+        if level == "none":
+            nproc = None if nproc is None else nproc + _tasks_of_own_uid()
+        if level != "full":
+            grading = self.folder / "grading"
+            grading.mkdir(exist_ok=True)
+            for name, path in self.visible.items():
+                (grading / name).symlink_to(path)
+            for sub in ("home", "home/tmp"):
+                (self.folder / sub).mkdir(exist_ok=True)
+            if self.uid is not None:
+                for path in (self.folder / "home", self.folder / "home/tmp"):
+                    os.chown(path, self.uid, self.uid)
+                os.chown(self.connection_file, self.uid, self.uid)
+            self.env = kernel_env(self._home(), str(grading))
+            return [sys.executable, *launcher(nproc if level != "fallback" else None), "-f", self.connection_file,
+                    *extra_arguments]
+        self.env = kernel_env("/tmp", "/grading")
+        args = [self.isolation.bwrap, *_namespace_args(self.isolation.disable_userns), *_system_binds(),
+                *_python_binds()]
+        for name in ("ld.so.cache", "fonts"):
+            args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        args += _passwd_files(self.folder)
+        if self.uid is not None:  # bwrap runs as the kernel's own uid: what it binds from the folder is that uid's
+            for name in ("passwd", "group", "kernel.json"):
+                os.chown(self.folder / name, self.uid, self.uid)
+        for name, path in self.visible.items():
+            args += ["--ro-bind", str(path), f"/grading/{name}"]
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
+                 "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
+                 "--size", str(RUN_KB << 10), "--tmpfs", INSIDE_RUN,
+                 "--ro-bind", self.connection_file, f"{INSIDE_RUN}/kernel.json",
+                 "--remount-ro", "/", "--chdir", "/tmp"]
+        for key, value in self.env.items():
+            args += ["--setenv", key, value]
+        self._info_read, self._info_write = os.pipe()
+        args += ["--info-fd", str(self._info_write)]
+        return [*args, "--", sys.executable, *launcher(nproc), "-f", f"{INSIDE_RUN}/kernel.json", *extra_arguments]
+
+    def popen_kwargs(self) -> dict:
+        """For Popen, after ``command``: bwrap gets a bare environment (it sets the kernel's), other levels the
+        kernel's allow-list."""
+        kwargs = {"env": {"PATH": os.defpath}, "cwd": str(self.folder)}
+        if self.isolation.level == "full":
+            kwargs["pass_fds"] = (self._info_write,)
+        else:
+            kwargs["env"] = self.env
+        return kwargs
+
+    def preexec(self) -> None:
+        """In the kernel's (or bwrap's) process, between fork and exec: cgroups, rlimits, then the uid."""
+        self.cgroups.enter()
+        memory = int(self.limits.memory_mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        cpu = int(self.limits.cpu_seconds)
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 20, 64 << 20))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.uid is not None:
+            if "pids" not in self.cgroups.controllers and self.isolation.level == "fallback":
+                resource.setrlimit(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))
+            _as_uid(self.uid)
+
+    def started(self, timeout: float = 30) -> None:
+        """After the launch (full level): read the sandbox's PID 1 from bwrap's info pipe."""
+        if self.isolation.level != "full":
+            return
+        os.close(self._info_write)
+        self._info_write = -1
+        data, end = b"", time.monotonic() + timeout
+        try:
+            while b"}" not in data and time.monotonic() < end:
+                ready, _, _ = select.select([self._info_read], [], [], max(0.0, end - time.monotonic()))
+                chunk = os.read(self._info_read, 4096) if ready else b""
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            os.close(self._info_read)
+            self._info_read = -1
+        try:
+            self.child_pid = int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError) as exc:
+            raise RuntimeError(f"the sandbox did not start (bwrap said {data!r})") from exc
+
+    def kill(self, pid: int) -> None:
+        """Kill the kernel and everything it started; return when they are gone."""
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.child_pid:  # bwrap's --die-with-parent takes the PID namespace down with its PID 1; wait for that
+            end = time.monotonic() + 10
+            while _alive(self.child_pid) and time.monotonic() < end:
+                try:
+                    os.kill(self.child_pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                time.sleep(0.005)
+        if self.uid is not None:
+            for _ in range(100):
+                pids = _pids_of_uid(self.uid)
+                if not pids:
+                    break
+                for p in pids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+                time.sleep(0.02)
+        for p in self.cgroups.pids():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """After the last kill: remove the cgroups, the folder and (fallback) the uid's files in shared scratch."""
+        for fd in (self._info_read, self._info_write):
+            if fd >= 0:
+                os.close(fd)
+        self._info_read = self._info_write = -1
+        self.cgroups.kill_all()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.uid is not None:
+            for shared in ("/tmp", "/var/tmp", "/dev/shm"):
+                try:
+                    entries = list(os.scandir(shared))
+                except OSError:
+                    continue
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_uid != self.uid:
+                            continue
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path, ignore_errors=True)
+                        else:
+                            os.unlink(entry.path)
+                    except OSError:
+                        pass
+
+
+if __name__ == "__main__":  # ``python -m autograder.sandbox``: the level this machine gives, and what it covers
+    found = probe()
+    print(f"sandbox: isolation level {found.level!r}" + (f" ({found.reason})" if found.reason else ""))
+    for what, how in found.covers.items():
+        print(f"  {what}: {how}")
+    for what in found.missing:
+        print(f"  not contained: {what}")
+    if found.level != "full":
+        print(f"  for level 'full': {INSTALL}")
