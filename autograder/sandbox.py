@@ -164,6 +164,36 @@ def _fallback_works() -> str:
     return ""
 
 
+def sweep_stale() -> None:
+    """Remove what graders killed with SIGKILL left: their (empty) cgroups and kernel folders, named after the
+    grader's pid. Their sandboxes died with them (bwrap's --die-with-parent)."""
+    def dead(name: str, prefix: str) -> bool:
+        pid = name[len(prefix):].split("-")[0]
+        return pid.isdigit() and not os.path.exists(f"/proc/{pid}")
+
+    for controller in ("pids", "memory"):
+        base = _own_cgroup(controller)
+        for path in base.glob("autograder-*-*") if base and base.is_dir() else ():
+            if dead(path.name, "autograder-"):
+                try:
+                    path.rmdir()  # fails while a process is in it
+                except OSError:
+                    pass
+    for path in Path(tempfile.gettempdir()).glob("autograder-kernel-*-*"):
+        if dead(path.name, "autograder-kernel-"):
+            try:
+                uid = path.stat().st_uid  # a uid of its own (fallback, or bwrap as root): nothing else runs as it
+            except OSError:
+                continue
+            if uid != os.getuid() and os.geteuid() == 0:
+                for pid in _pids_of_uid(uid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @functools.cache
 def probe() -> Isolation:
     """The best level this machine gives (once per process), lowered by AUTOGRADER_ISOLATION."""
@@ -171,6 +201,8 @@ def probe() -> Isolation:
     if forced and forced not in LEVELS:
         raise IsolationError(f"{FORCE_ENV}={forced!r}: use one of {', '.join(LEVELS)}")
     cgroups = _writable_cgroups() if sys.platform.startswith("linux") else ()
+    if sys.platform.startswith("linux"):
+        sweep_stale()
     reasons = []
     bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
     if forced in ("fallback", "none"):
@@ -410,7 +442,7 @@ class Box:
     def __init__(self, isolation: Isolation, limits, visible: dict[str, Path]):
         self.isolation, self.limits = isolation, limits
         self.visible = {name: Path(path).resolve() for name, path in visible.items()}
-        self.folder = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))  # 0700, the grader's
+        self.folder = Path(tempfile.mkdtemp(prefix=f"autograder-kernel-{os.getpid()}-"))  # 0700, the grader's
         self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
         own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
         self.uid = fallback_uid() if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
