@@ -47,6 +47,7 @@ SANDBOX_UID = 65534  # the kernel's uid and gid inside the namespaces ("nobody")
 PIDS_MAX = 128  # processes and threads of one kernel's whole tree (a grading kernel uses ~20 with 2 forked seeds)
 TMP_MB, SHM_MB, RUN_KB = 256, 64, 256  # the kernel's private /tmp (home, working folder), /dev/shm, socket folder
 FALLBACK_UID_BASE = 2_000_000_000  # fallback uids: this + the grader's pid (no account uses this range)
+FALLBACK_SMALL = 60000  # or this + pid % 1000 where only uids below 65536 are mapped
 INSIDE_RUN = "/run/kernel"  # inside the sandbox: the connection file and the kernel's Unix sockets
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -139,7 +140,12 @@ def fallback_uid() -> int:
                 return uid
     except (OSError, ValueError):
         pass
-    return 60000 + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+    return FALLBACK_SMALL + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+
+
+def _is_own_uid(uid: int) -> bool:
+    """Whether ``uid`` is one ``fallback_uid`` hands out (never an account's)."""
+    return uid >= FALLBACK_UID_BASE or FALLBACK_SMALL <= uid < FALLBACK_SMALL + 1000
 
 
 def _as_uid(uid: int) -> None:
@@ -185,7 +191,7 @@ def sweep_stale() -> None:
                 uid = path.stat().st_uid  # a uid of its own (fallback, or bwrap as root): nothing else runs as it
             except OSError:
                 continue
-            if uid != os.getuid() and os.geteuid() == 0:
+            if os.geteuid() == 0 and _is_own_uid(uid):
                 for pid in _pids_of_uid(uid):
                     try:
                         os.kill(pid, signal.SIGKILL)
