@@ -23,7 +23,6 @@ import time
 import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder import feedback, sandbox
