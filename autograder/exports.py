@@ -366,6 +366,10 @@ jobs:
           python-version: "3.11"
           cache: pip
           cache-dependency-path: grader/requirements.lock
+      - name: The notebook kernel's sandbox (bubblewrap; Ubuntu 24.04 restricts user namespaces with AppArmor)
+        run: |
+          sudo apt-get update -qq && sudo apt-get install -y -qq bubblewrap
+          sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0 || true
       - name: Install the grader's pinned dependencies (torch 2.13.0 CPU from PyTorch's index)
         run: python -m pip install -r grader/requirements.lock --extra-index-url https://download.pytorch.org/whl/cpu
       - name: Grade
