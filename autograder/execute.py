@@ -24,7 +24,6 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from autograder import sandbox
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 THREAD_VARS = sandbox.THREAD_VARS
 
 
@@ -40,15 +39,17 @@ class CellRun:
         return next((o for o in self.outputs if o.get("output_type") == "error"), None)
 
 
-def kernel_env() -> dict:
-    """The grader's environment with threads pinned and this package importable: for running notebooks outside the
-    sandbox as a student's Jupyter would (tests, the source notebook). The sandboxed kernel's environment is
-    ``sandbox.kernel_env``, an allow-list."""
+def kernel_env(path: str | None = None) -> dict:
+    """The grader's environment with one thread, no display, fixed hashing and ``path`` (a folder of packages) as its
+    only PYTHONPATH: for running notebooks outside the sandbox as a student's Jupyter would (tests, the source
+    notebook). The sandboxed kernel's environment is ``sandbox.kernel_env``, an allow-list."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
     env.update({var: "1" for var in THREAD_VARS})
     env["MPLBACKEND"] = "Agg"
     env["PYTHONHASHSEED"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env.pop("PYTHONPATH", None)
+    if path:
+        env["PYTHONPATH"] = path
     return env
 
 

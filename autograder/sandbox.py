@@ -47,6 +47,7 @@ SANDBOX_UID = 65534  # the kernel's uid and gid inside the namespaces ("nobody")
 PIDS_MAX = 128  # processes and threads of one kernel's whole tree (a grading kernel uses ~20 with 2 forked seeds)
 TMP_MB, SHM_MB, RUN_KB = 256, 64, 256  # the kernel's private /tmp (home, working folder), /dev/shm, socket folder
 FALLBACK_UID_BASE = 2_000_000_000  # fallback uids: this + the grader's pid (no account uses this range)
+FALLBACK_SMALL = 60000  # or this + pid % 1000 where only uids below 65536 are mapped
 INSIDE_RUN = "/run/kernel"  # inside the sandbox: the connection file and the kernel's Unix sockets
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -139,7 +140,12 @@ def fallback_uid() -> int:
                 return uid
     except (OSError, ValueError):
         pass
-    return 60000 + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+    return FALLBACK_SMALL + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+
+
+def _is_own_uid(uid: int) -> bool:
+    """Whether ``uid`` is one ``fallback_uid`` hands out (never an account's)."""
+    return uid >= FALLBACK_UID_BASE or FALLBACK_SMALL <= uid < FALLBACK_SMALL + 1000
 
 
 def _as_uid(uid: int) -> None:
@@ -164,6 +170,36 @@ def _fallback_works() -> str:
     return ""
 
 
+def sweep_stale() -> None:
+    """Remove what graders killed with SIGKILL left: their (empty) cgroups and kernel folders, named after the
+    grader's pid. Their sandboxes died with them (bwrap's --die-with-parent)."""
+    def dead(name: str, prefix: str) -> bool:
+        pid = name[len(prefix):].split("-")[0]
+        return pid.isdigit() and not os.path.exists(f"/proc/{pid}")
+
+    for controller in ("pids", "memory"):
+        base = _own_cgroup(controller)
+        for path in base.glob("autograder-*-*") if base and base.is_dir() else ():
+            if dead(path.name, "autograder-"):
+                try:
+                    path.rmdir()  # fails while a process is in it
+                except OSError:
+                    pass
+    for path in Path(tempfile.gettempdir()).glob("autograder-kernel-*-*"):
+        if dead(path.name, "autograder-kernel-"):
+            try:
+                uid = path.stat().st_uid  # a uid of its own (fallback, or bwrap as root): nothing else runs as it
+            except OSError:
+                continue
+            if os.geteuid() == 0 and _is_own_uid(uid):
+                for pid in _pids_of_uid(uid):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @functools.cache
 def probe() -> Isolation:
     """The best level this machine gives (once per process), lowered by AUTOGRADER_ISOLATION."""
@@ -171,6 +207,8 @@ def probe() -> Isolation:
     if forced and forced not in LEVELS:
         raise IsolationError(f"{FORCE_ENV}={forced!r}: use one of {', '.join(LEVELS)}")
     cgroups = _writable_cgroups() if sys.platform.startswith("linux") else ()
+    if sys.platform.startswith("linux"):
+        sweep_stale()
     reasons = []
     bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
     if forced in ("fallback", "none"):
@@ -410,7 +448,7 @@ class Box:
     def __init__(self, isolation: Isolation, limits, visible: dict[str, Path]):
         self.isolation, self.limits = isolation, limits
         self.visible = {name: Path(path).resolve() for name, path in visible.items()}
-        self.folder = Path(tempfile.mkdtemp(prefix="autograder-kernel-"))  # 0700, the grader's
+        self.folder = Path(tempfile.mkdtemp(prefix=f"autograder-kernel-{os.getpid()}-"))  # 0700, the grader's
         self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
         own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
         self.uid = fallback_uid() if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own

@@ -4,7 +4,8 @@
 
 A start is measured as the grader sees it: from ``KernelSession.__enter__`` until a first cell (``1 + 1``) has run and
 its reply came back, then the session is stopped (the kill and clean-up are timed separately). "without" is the
-isolation level ``none`` (the same kernel, rlimits and Unix sockets, no sandbox), or ``fallback`` with ``--without``. Run it on a quiet machine before quoting it.
+isolation level ``none`` (the same kernel, rlimits and Unix sockets, no sandbox), or ``fallback`` with ``--without``.
+The level is probed before the clock starts (once per grading process). Run it on a quiet machine before quoting it.
 """
 
 from __future__ import annotations

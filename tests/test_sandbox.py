@@ -23,7 +23,6 @@ import time
 import uuid
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from autograder import feedback, sandbox
@@ -640,3 +639,30 @@ def test_min_isolation_is_validated(tmp_path):
     (tmp_path / "course.toml").write_text(text)
     with pytest.raises(config.ConfigError, match=r"course\.min_isolation must be one of"):
         config.load(tmp_path / "course.toml")
+
+
+GRADER_KILLED = '''
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from autograder import config
+from autograder.execute import KernelSession
+kernel = KernelSession(config.load().assignment().limits, {{"autograder": Path({root!r}) / "autograder"}}).__enter__()
+kernel.run("import subprocess\\nfor _ in range(5): subprocess.Popen(['sleep', '{marker}'], start_new_session=True)")
+print(kernel.box.folder, flush=True)
+os.kill(os.getpid(), 9)
+'''
+
+
+def test_a_grader_killed_with_sigkill_leaves_nothing_running(tmp_path):
+    """grade-all kills a grader that overruns with SIGKILL: its sandbox dies with it (bwrap --die-with-parent), and
+    the next grade sweeps the folder and cgroups it left."""
+    marker = str(500000 + os.getpid() % 99999)
+    proc = subprocess.run([sys.executable, "-c", GRADER_KILLED.format(root=str(ROOT), marker=marker)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    folder = Path(proc.stdout.strip())
+    time.sleep(0.5)
+    assert processes_with(marker) == []
+    sandbox.sweep_stale()
+    assert not folder.exists()
