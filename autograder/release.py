@@ -5,8 +5,9 @@ drivers and figures (``SHIPPED``), and ``public_checks.json`` with the reference
 (``record_public``). The known mistakes (``mistakes.py``) and the reference code stay with the grader.
 
 nbgrader's settings (course id, course root, a throwaway gradebook) are derived from course.toml here; there is no
-nbgrader_config.py to keep in sync. The gradebook lives in a temporary directory: generate_assignment needs one to
-record the assignment, but the course keeps its grades in results.json files, not in nbgrader's database.
+nbgrader_config.py to keep in sync. nbgrader gets the source with a grade cell per check and the questions' points
+from course.toml (``gradebook.nbgrader_notebook``). The gradebook here is a throwaway; an nbgrader course's own
+gradebook is written by ``grade-all`` (``gradebook.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import checks
+from autograder.gradebook import write_nbgrader_source
 from autograder.harness import plain
 from autograder.notebook import graded_cells, reference_functions
 
@@ -50,6 +52,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
         shutil.copytree(assignment.source.parent, course_dir / "source" / assignment.id)
+        write_nbgrader_source(assignment, course_dir / "source" / assignment.id)  # grade cells, points: course.toml
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         proc = subprocess.run(nbgrader_args(course, assignment, course_dir, course_dir / "gradebook.db"),
                               cwd=course_dir, env=env, capture_output=True, text=True, timeout=300)
