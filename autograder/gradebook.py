@@ -31,6 +31,7 @@ import html
 import math
 import re
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,11 @@ def nbgrader_meta(grade_id: str, **flags) -> dict:
 
 
 def check_cell_source(check, import_line: str, public: bool) -> str:
-    head = (f'# Graded by the course\'s autograder after you submit: "{check.title}", {check.points:g} point(s).\n')
+    """The cell's code. Under ``nbgrader autograde`` it fails, so nbgrader never gives a check's points itself (a
+    pass there would only mean the public cases passed); ``grade-all`` writes the grader's score afterwards."""
+    head = (f'# Graded by the course\'s autograder after you submit: "{check.title}", {check.points:g} point(s).\n'
+            "import os as _os\n"
+            "assert _os.environ.get('NBGRADER_EXECUTION') != 'autograde', 'scored by the course autograder (grade-all)'\n")
     if not public:
         return head + ("# A grader-only check: it has no public version, so Validate does not run it here. Do not "
                        "edit this cell.\n")
@@ -317,7 +322,9 @@ def sync_student(gb, assignment, student: str, results: dict, timestamp, noteboo
 
     gb.update_or_create_student(student)
     kwargs = {"timestamp": timestamp} if timestamp else {}
-    submission = gb.update_or_create_submission(assignment.id, student, **kwargs)
+    with warnings.catch_warnings():  # nbgrader's add_submission trips SQLAlchemy's autoflush warnings; harmless
+        warnings.simplefilter("ignore")
+        submission = gb.update_or_create_submission(assignment.id, student, **kwargs)
     seconds_late = submission.total_seconds_late if timestamp else 0.0
     late = late_entry(assignment, timestamp, seconds_late)
     name = Path(assignment.notebook).stem
