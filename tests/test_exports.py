@@ -109,7 +109,7 @@ class Tables(HTMLParser):
 
 def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_path, capsys):
     """Three students on the three fast exactness checks: full marks, one bug, blank. Then a fourth whose grading
-    errored, and ``report`` rebuilds everything from the autograded folder."""
+    errored, and ``report`` rebuilds everything from the results folder."""
     checks = ["policy_gradient_update_exact", "pg_loss_exact", "discounted_returns_exact"]
     folder = lambda s: tmp_path / "submitted" / s / assignment.id  # noqa: E731
     for student in ("ada", "bob", "cy"):
@@ -119,7 +119,7 @@ def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_pa
     fill_release(assignment, folder("cy") / assignment.notebook,
                  load_variant(CATALOGUE / "bugs" / "pg_loss_prob_not_log.py")[0])
     assert main(["grade-all", str(tmp_path), "--jobs", "2", *[a for name in checks for a in ("--check", name)]]) == 0
-    out = tmp_path / "autograded"
+    out = tmp_path / "results"
     report = out / f"report-{assignment.id}.html"
     assert f"report: {report}" in capsys.readouterr().out
 
