@@ -50,7 +50,9 @@ def cmd_grade(course, args) -> int:
     except Exception as exc:
         write(error_results(assignment, exc))
         raise
-    write(gradescope(report))
+    from autograder.gradebook import annotate
+
+    write(annotate(gradescope(report), Path(report.submission), assignment))  # late flag, reflection answers
     page = None if args.no_html else Path(args.results).parent / "feedback.html"
     if page:
         from autograder import feedback

@@ -131,46 +131,31 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
 
 
 def annotate(jobs: list[Job], assignment, nbgrader=None) -> list[str]:
-    """Add each student's late entry and reflection answers to their results.json; in an nbgrader course, write
-    the gradebook and the autograded notebooks too. Returns notes for the instructor."""
+    """In an nbgrader course, write every student's grade into its gradebook and autograded notebook, and the
+    gradebook's lateness (which counts extensions) into results.json. Returns notes for the instructor."""
     from autograder import gradebook
 
-    notes = []
-    book = None
-    if nbgrader is not None and nbgrader.has_gradebook:
-        book = gradebook.open_gradebook(nbgrader)
+    if nbgrader is None:
+        return []
+    if not nbgrader.has_gradebook:
+        return [f"gradebook not written: {nbgrader.db_url} does not exist (run nbgrader generate_assignment)"]
+    with gradebook.open_gradebook(nbgrader) as book:
         try:
             gradebook.ensure_cells(book, assignment)
         except gradebook.GradebookError as exc:
-            notes.append(f"gradebook not written: {exc}")
-            book.close()
-            book = None
-    elif nbgrader is not None:
-        notes.append(f"gradebook not written: {nbgrader.db_url} does not exist (run nbgrader generate_assignment)")
-    try:
+            return [f"gradebook not written: {exc}"]
         for job in jobs:
             results = json.loads(job.results.read_text())
             timestamp = gradebook.read_timestamp(job.notebook.parent)
-            extra = dict(results.get("extra_data", {}))
-            if book is not None:
-                late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
-                                              job.notebook if job.notebook.exists() else None)
-            else:
-                late = gradebook.late_entry(assignment, timestamp)
-            if late is not None:
-                extra["late"] = late
-            if assignment.questions:
-                extra["answers"] = gradebook.answers(job.notebook, assignment)
-            if extra != results.get("extra_data", {}):
-                write_json(job.results, results | {"extra_data": extra})
-            if book is not None:
-                page = job.results.parent / "feedback.html"
-                gradebook.write_autograded(nbgrader, assignment, job.student, results,
-                                           page if page.exists() else None)
-    finally:
-        if book is not None:
-            book.close()
-    return notes
+            late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
+                                          job.notebook if job.notebook.exists() else None)
+            updated = gradebook.annotate(results, job.notebook, assignment,
+                                         late["seconds_late"] if late and timestamp else None)
+            if updated != results:
+                write_json(job.results, updated)
+            page = job.results.parent / "feedback.html"
+            gradebook.write_autograded(nbgrader, assignment, job.student, updated, page if page.exists() else None)
+    return []
 
 
 def write_outputs(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> Path:

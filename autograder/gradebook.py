@@ -240,14 +240,31 @@ def late_entry(assignment, timestamp: datetime.datetime | None, seconds_late: fl
                     f"{assignment.late_penalty_max:g}"}
 
 
+def annotate(results: dict, notebook: Path, assignment, seconds_late: float | None = None) -> dict:
+    """results.json with ``extra_data.late`` (when the submission has nbgrader's timestamp.txt and course.toml a due
+    date) and ``extra_data.answers`` (the reflection answers, when the assignment has questions)."""
+    extra = dict(results.get("extra_data", {}))
+    folder = Path(notebook) if Path(notebook).is_dir() else Path(notebook).parent
+    timestamp = read_timestamp(folder)
+    if (folder / "timestamp.txt").exists() or seconds_late is not None:
+        late = late_entry(assignment, timestamp, seconds_late)
+        if late is not None:
+            extra["late"] = late
+    if assignment.questions:
+        extra["answers"] = answers(Path(notebook), assignment)
+    return results | {"extra_data": extra}
+
+
 # ------------------------------------------------------------------------------------------------ answers to extract
 def answers(notebook_path: Path, assignment) -> dict[str, str | None]:
     """The student's answer to each reflection question; None when the cell is missing or still the release's."""
     from nbgrader.utils import compute_checksum
 
     try:
+        if not Path(notebook_path).is_file():
+            raise FileNotFoundError(notebook_path)
         nb = nbformat.read(notebook_path, as_version=4)
-    except Exception:  # noqa: BLE001 - an unreadable submission has no answers; its grade says why
+    except Exception:  # noqa: BLE001 - an unreadable or missing submission has no answers; its grade says why
         return {name: None for name, _ in assignment.questions}
     cells = graded_cells(nb)
     found = {}
