@@ -13,9 +13,13 @@ comment. ``write_course_source`` puts the same notebook and the release's public
 instructor's own settings are read from ``nbgrader_config.py``) writes each check's score as the ``auto_score`` of its
 grade cell, marks answered reflection questions as needing a manual grade (an unanswered one gets 0, as nbgrader does),
 sets the submission's timestamp from nbgrader's ``timestamp.txt`` and its ``late_submission_penalty`` from the rule in
-course.toml. Manual scores that a person already gave are never touched. Run ``grade-all`` after ``nbgrader
-autograde`` if you run both: autograde writes its own auto_scores (the public checks' pass or fail), and ``grade-all``
-writes the grader's again (results that are up to date are not regraded, only written back).
+course.toml. Manual scores that a person already gave are never touched. The check cells fail under ``nbgrader
+autograde`` (``NBGRADER_EXECUTION``), so nbgrader never scores a check itself; run ``grade-all`` after it if you run
+both (results that are up to date are not regraded, only written back).
+
+**results.json** gets ``extra_data.late`` (``timestamp.txt`` against course.toml's ``due``) and
+``extra_data.answers`` (the reflection answers) from ``annotate``, called by ``grade``; in an nbgrader course the
+lateness is the gradebook's, so an extension granted there counts.
 
 **Feedback.** Our files stay in ``results/<student>/<assignment>/`` (nbgrader's ``autograde --force`` deletes its
 ``autograded/`` folders and ``generate_feedback --force`` its ``feedback/`` folders). For nbgrader's feedback,
@@ -187,13 +191,10 @@ def nbgrader_settings(course_dir: Path) -> Settings:
     config = Config()
     if (course_dir / "nbgrader_config.py").exists():
         config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    # nbgrader's root defaults to the folder it runs in, and a relative one is relative to it: the course folder
+    config.CourseDirectory.root = str(course_dir / config.CourseDirectory.get("root", "."))
     coursedir = CourseDirectory(config=config)
-    if not coursedir.root:
-        coursedir.root = str(course_dir)
     root = Path(coursedir.root)
-    if not root.is_absolute():
-        root = course_dir / root
-        coursedir.root = str(root)
     return Settings(root, coursedir.course_id or "default_course", coursedir.db_url,
                     root / coursedir.submitted_directory, root / coursedir.autograded_directory,
                     root / coursedir.feedback_directory)

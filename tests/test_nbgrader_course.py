@@ -286,3 +286,19 @@ def test_named_mistakes_are_counted_once_per_student_and_check(assignment):
     rows = [("a", {"tests": [failed]}), ("b", {"tests": [failed, {**failed, "status": "passed"}]}),
             ("c", {"tests": [{**failed, "output": "wrong, no hint"}]})]
     assert mistakes(rows, assignment) == {"pg_loss_exact": {"the sign is flipped": 2}}
+
+
+def test_course_settings_are_the_course_folders_not_the_working_directorys(tmp_path, monkeypatch):
+    """nbgrader resolves its root against the folder it runs in; grade-all may run anywhere."""
+    from autograder.gradebook import nbgrader_settings
+
+    monkeypatch.chdir(tmp_path)
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "ENN585"\n')
+    settings = nbgrader_settings(course)
+    assert (settings.root, settings.course_id, settings.db_url) == (course, "ENN585", f"sqlite:///{course}/gradebook.db")
+    (course / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.root = "term1"\n'
+                                              'c.CourseDirectory.submitted_directory = "handed_in"\n')
+    settings = nbgrader_settings(course)
+    assert (settings.root, settings.submitted) == (course / "term1", course / "term1" / "handed_in")
