@@ -71,8 +71,9 @@ def check_cell_source(check, import_line: str, public: bool) -> str:
         f"{import_line}\n"
         "with _contextlib.redirect_stdout(_io.StringIO()) as _out:\n"
         f"    _passed = check({check.name!r})\n"
-        "print(_out.getvalue())\n"
-        f"assert _passed, 'the public check {check.name} failed:\\n' + _out.getvalue().split('\\n\\n', 1)[-1]\n")
+        "_message = _out.getvalue().split('\\n\\n', 1)[-1]  # without the header the check cells above print\n"
+        "print(_message)\n"
+        f"assert _passed, 'the public check {check.name} failed:\\n' + _message\n")
 
 
 def check_cell(check, import_line: str, public: bool) -> nbformat.NotebookNode:
