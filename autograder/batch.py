@@ -203,8 +203,11 @@ def summary(rows: list[tuple[str, dict]]) -> str:
     scores = [r["score"] for _, r in rows]
     errors = [s for s, r in rows if any(t["name"] == AUTOGRADER_ERROR for t in r.get("tests", []))]
     failures = Counter(t["name"] for _, r in rows for t in r.get("tests", []) if t.get("status") == "failed")
+    late = [s for s, r in rows if (r.get("extra_data", {}).get("late") or {}).get("late")]
     lines = [f"students: {len(rows)}, graded: {len(rows) - len(errors)}, autograder errors: {len(errors)}",
              f"mean score: {sum(scores) / len(scores):.2f}" if scores else "mean score: -"]
+    if late:
+        lines.append("late (penalty in the grades CSV): " + ", ".join(late))
     if errors:
         lines.append("regrade after fixing: " + ", ".join(errors))
     lines.append("failures by check:")

@@ -219,7 +219,7 @@ def rebuild(directory: Path, assignment) -> Path:
     if not rows:
         raise FileNotFoundError(f"no {assignment.id} results under {out} (expected <student>/{assignment.id}/"
                                 "results.json, as grade-all writes them)")
-    course = out.parent if out != Path(directory) else Path(directory)
+    course = out.parent  # the course folder, whose gradebook holds the roster
     roster = gradebook.roster(gradebook.nbgrader_settings(course)) if gradebook.is_nbgrader_course(course) else []
     return write_outputs(out, assignment, rows, roster)
 
