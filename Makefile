@@ -14,5 +14,4 @@ release: .venv/installed
 .venv/installed: pyproject.toml requirements.lock
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet -r requirements.lock
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@

@@ -157,14 +157,20 @@ def cmd_demo(course, args) -> int:
     return 0
 
 
-def cmd_animate(course, args) -> int:
-    """The lecture's animation of the action distribution, as a GIF: the reference's, or a submission's run."""
-    from autograder import plots
-    from autograder.harness import run_case
+def cmd_export(course, args) -> int:
+    """A content package's export (e.g. an animation): its check's driver run once, on the reference or on
+    a submission, and the answer written to a file by the content's ``write``."""
+    from gradekit.protocol import run_case
+
     from autograder.notebook import reference_functions
 
     assignment = course.assignment(args.assignment)
-    check = assignment.check(args.check)
+    export = assignment.registry.exports.get(args.command)
+    if export is None:
+        print(f"{assignment.id} has no `{args.command}`; its exports: {', '.join(assignment.registry.exports) or 'none'}",
+              file=sys.stderr)
+        return 2
+    check = assignment.check(export.check)
     case = check.cases(None)[0] | {"seed": args.seed}
     if args.submission:
         from autograder.grade import run_cases
@@ -176,9 +182,8 @@ def cmd_animate(course, args) -> int:
     if "ok" not in answer:
         print(f"the run failed: {check.describe(answer['error'])}", file=sys.stderr)
         return 1
-    plots.animation_gif(answer["ok"]["probs"], Path(args.out), frames=args.frames)
-    print(f"animation: {args.out} ({min(args.frames, len(answer['ok']['probs']))} frames, seed {args.seed}, "
-          f"{'submission ' + args.submission if args.submission else 'reference'})")
+    line = export.write(answer["ok"], Path(args.out or export.out))
+    print(f"{line}, seed {args.seed}, {'submission ' + args.submission if args.submission else 'reference'}")
     return 0
 
 
@@ -205,7 +210,18 @@ def cmd_calibrate(course, args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def config_path(argv: list[str] | None) -> str:
+    """The --config of the command line, before parsing it (the commands depend on the course's content)."""
+    argv = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return str(config.DEFAULT_CONFIG)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     parser.add_argument("--config", default=str(config.DEFAULT_CONFIG), help="course.toml (default: the repo's)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,13 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (grade, batch):
         command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
         command.add_argument("--check", action="append", default=[], help="grade only this check (repeatable)")
-    anim = sub.add_parser("animate", help="the lecture's animation of the action distribution over time, as a GIF")
-    anim.add_argument("submission", nargs="?", help="a submission notebook (default: the reference solution)")
-    anim.add_argument("--out", default="action-distribution.gif", help="the GIF to write")
-    anim.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
-    anim.add_argument("--check", default="bandit_table_learns", help="the bandit check whose run is animated")
-    anim.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
-    anim.add_argument("--frames", type=int, default=150, help="time steps shown (default 150, as in the lecture)")
+    exports = {}
+    try:  # each content package's exports become commands (e.g. `animate`)
+        for assignment in config.load(config_path(argv)).assignments.values():
+            exports |= assignment.registry.exports
+    except config.ConfigError:
+        pass  # main() reports a broken course.toml
+    for name, export in exports.items():
+        command = sub.add_parser(name, help=export.help)
+        command.add_argument("submission", nargs="?", help="a submission notebook (default: the reference solution)")
+        command.add_argument("--out", help=f"the file to write (default: {export.out})")
+        command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
+        command.add_argument("--seed", type=int, default=0, help="the run's seed (default 0)")
     cal = sub.add_parser("calibrate", help="pass rates and false-fail rates of the behaviour checks")
     cal.add_argument("--seeds", type=int, default=200, help="reference seeds per check (default 200)")
     cal.add_argument("--jobs", type=int, default=None, help="parallel processes (default: all cores)")
@@ -261,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         course = config.load(args.config)
@@ -269,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"course.toml: {exc}", file=sys.stderr)
         return 2
     commands = {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "grade-all": cmd_grade_all,
-                "calibrate": cmd_calibrate, "animate": cmd_animate, "report": cmd_report,
+                "calibrate": cmd_calibrate, "report": cmd_report,
                 "gradescope-zip": cmd_gradescope_zip, "github-workflow": cmd_github_workflow,
                 "nbgrader-source": cmd_nbgrader_source}
-    return commands[args.command](course, args)
+    return commands.get(args.command, cmd_export)(course, args)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from autograder import harness
-from autograder.checks import ConvergenceCheck
+from gradekit.checks import ConvergenceCheck
+from gradekit.protocol import run_case
+
 from autograder.execute import THREAD_VARS
 from autograder.notebook import reference_functions
 
@@ -96,7 +97,7 @@ def _run(job):
     check = assignment.check(check_name)
     functions = reference_functions(assignment) | (variant_functions(variant) if variant else {})
     case = check.cases(functions)[0] | {"seed": seed}
-    answer = harness.run_case(check.driver, [functions[f] for f in check.functions], case)
+    answer = run_case(check.driver, [functions[f] for f in check.functions], case)
     return check.metric(answer["ok"]) if "ok" in answer else math.nan
 
 

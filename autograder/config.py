@@ -1,19 +1,25 @@
 """course.toml -> frozen, validated settings. Errors name the key that is wrong.
 
 course.toml is the one place for the course id, the assignments, points, thresholds, seeds and time limits; nbgrader's
-settings are derived from it in ``release.py``. Each check's table is validated by the check's own dataclass
-(``checks.py``), so a key that does not exist, or a value out of range, is reported with its full dotted name.
+settings are derived from it in ``release.py``. Each assignment names its content package (``content``: a folder such
+as ``assignments/<id>/`` whose ``REGISTRY`` lists its checks); each check's table is validated by the check's own
+dataclass, so a key that does not exist, or a value out of range, is reported with its full dotted name.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime
+import importlib
+import importlib.util
+import sys
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "course.toml"
+KIT = ROOT / "gradekit"  # the generic kernel-side kit: protocol, check machinery, public checks
 
 
 class ConfigError(ValueError):
@@ -41,6 +47,9 @@ class Assignment:
     graded_cells: tuple[str, ...]
     checks: tuple = field(default=())
     root: Path = ROOT
+    content: Path = ROOT  # the assignment's content package (a folder with ``REGISTRY``)
+    registry: object = field(default=None, compare=False, hash=False)  # the content package's REGISTRY
+    student_packages: tuple[str, ...] = ()  # what the release's requirements.txt pins for students
     questions: tuple = field(default=())  # (grade_id, points) of the manually graded answer cells, in table order
     due: datetime.datetime | None = None  # the deadline (offset date-time); submissions after it are late
     late_penalty_per_day: float = 0.0  # fraction of the assignment's points lost per started day late
@@ -53,7 +62,21 @@ class Assignment:
 
     @property
     def source(self) -> Path:
+        """The reference: the instructor's notebook (grader-only)."""
         return self.root / "source" / self.id / self.notebook
+
+    @property
+    def kernel_packages(self) -> dict[str, Path]:
+        """What the student's kernel may import, by import name: the kit and the content packages this assignment's
+        content imports (itself first). Nothing grader-only."""
+        return {"gradekit": KIT} | {p.name: p for p in content_packages(self.content)}
+
+    @property
+    def mistake_files(self) -> list[Path]:
+        """The grader-only named mistakes behind the hints: ``source/<id>/mistakes.py`` of this assignment and of
+        each assignment whose content this one reuses (its checks' mistakes live with the checks' owner)."""
+        owners = [self.id] + [p.name for p in content_packages(self.content)[1:]]
+        return [f for f in (self.root / "source" / owner / "mistakes.py" for owner in owners) if f.exists()]
 
     @property
     def release(self) -> Path:
@@ -140,17 +163,45 @@ def build_check(cls, name: str, table: dict, where: str):
         raise ConfigError(f"{where}: {exc}") from exc
 
 
-def known_checks() -> dict:
-    """Every check class by its course.toml name: the lecture's, and those of the optional parts."""
-    from autograder import checks, checks_fetch, checks_gym
+def content_packages(folder: Path) -> list[Path]:
+    """The content package at ``folder`` and the sibling packages it imports, transitively (read from its source,
+    not by running it): what its kernel and its release need."""
+    found, todo = [], [folder]
+    while todo:
+        package = todo.pop(0)
+        if package in found:
+            continue
+        found.append(package)
+        for module in sorted(package.glob("*.py")):
+            for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+                for name in names:
+                    sibling = package.parent / name.split(".")[0]
+                    if sibling != package and (sibling / "__init__.py").exists():
+                        todo.append(sibling)
+    return found
 
-    return {**checks.CHECKS, **checks_gym.CHECKS, **checks_fetch.CHECKS}
+
+def load_registry(folder: Path, where: str):
+    """Import the content package at ``folder`` (its parent goes on ``sys.path``) and return its ``REGISTRY``."""
+    from gradekit.checks import Registry
+
+    if not (folder / "__init__.py").is_file():
+        raise ConfigError(f"{where} must name a content package (a folder with __init__.py), got {folder}")
+    if str(folder.parent) not in sys.path:
+        sys.path.append(str(folder.parent))
+    spec = importlib.util.find_spec(folder.name)
+    if spec is None or Path(spec.origin).parent.resolve() != folder.resolve():
+        raise ConfigError(f"{where}: the package name {folder.name!r} is already taken by {spec and spec.origin}")
+    registry = getattr(importlib.import_module(folder.name), "REGISTRY", None)
+    if not isinstance(registry, Registry):
+        raise ConfigError(f"{where}: {folder.name}/__init__.py defines no REGISTRY (a gradekit.checks.Registry)")
+    return registry
 
 
 def load(path: Path | str = DEFAULT_CONFIG) -> Course:
-    known = known_checks()
-
-    path = Path(path)
+    path = Path(path).resolve()
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -159,10 +210,13 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
     assignments = {}
     for assignment_id, table in data.get("assignments", {}).items():
         where = f"assignments.{assignment_id}"
+        content = path.parent / _take(table, "content", str, where)
+        registry = load_registry(content, f"{where}.content")
+        known = registry.checks
         checks_table = table.get("checks", {})
         unknown = sorted(set(checks_table) - set(known))
         if unknown:
-            raise ConfigError(f"{where}.checks.{unknown[0]} is not a check the grader has; known: "
+            raise ConfigError(f"{where}.checks.{unknown[0]} is not a check of {content.name}'s REGISTRY; known: "
                               f"{', '.join(known)}")
         checks = tuple(build_check(known[name], name, checks_table[name], f"{where}.checks.{name}")
                        for name in checks_table)
@@ -181,6 +235,9 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             graded_cells=graded,
             checks=checks,
             root=path.parent,
+            content=content,
+            registry=registry,
+            student_packages=tuple(_take(table, "student_packages", list, where)),
             questions=questions(table.get("questions", {}), f"{where}.questions"),
             **late_rule(table, where),
         )

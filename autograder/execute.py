@@ -26,7 +26,8 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from autograder import sandbox
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+ROOT = Path(__file__).resolve().parent.parent
+GRADER_ONLY = (ROOT / "source", ROOT / "tests", ROOT / ".git")  # hidden by the jail (until the allow-list sandbox)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -42,12 +43,16 @@ class CellRun:
         return next((o for o in self.outputs if o.get("output_type") == "error"), None)
 
 
-def kernel_env() -> dict:
+def kernel_env(path: str | None = None) -> dict:
+    """The kernel's environment: one thread, no display, fixed hashing, and ``path`` (the folder of the packages it
+    may import) as its only PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
     env.update({var: "1" for var in THREAD_VARS})
     env["MPLBACKEND"] = "Agg"
     env["PYTHONHASHSEED"] = "0"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
+    env.pop("PYTHONPATH", None)
+    if path:
+        env["PYTHONPATH"] = path
     return env
 
 
@@ -85,10 +90,14 @@ class CappedClient(NotebookClient):
 
 
 class KernelSession:
-    """``with KernelSession(limits) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel."""
+    """``with KernelSession(limits, visible) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel.
 
-    def __init__(self, limits, hidden: list[Path] = ()):
+    ``visible`` maps import names to the package folders the kernel may import (the kit and the assignment's content);
+    they are its only import path, besides the environment's packages."""
+
+    def __init__(self, limits, visible: dict[str, Path] | None = None, hidden: list[Path] = GRADER_ONLY):
         self.limits = limits
+        self.visible = dict(visible or {})
         self.hidden = [str(p) for p in hidden]
         self.jailed = sandbox.available()
         self.restarts = 0
@@ -96,6 +105,10 @@ class KernelSession:
 
     def __enter__(self) -> KernelSession:
         self._tmp = tempfile.TemporaryDirectory(prefix="autograder-")
+        self._path = Path(self._tmp.name) / ".grading"
+        self._path.mkdir()
+        for name, folder in self.visible.items():
+            (self._path / name).symlink_to(Path(folder).resolve(), target_is_directory=True)
         self._start()
         return self
 
@@ -110,7 +123,7 @@ class KernelSession:
                                    resources={"metadata": {"path": self._tmp.name}})
         self.client.output_bytes = int(self.limits.output_kb * 1024)
         self.client.km = self.client.create_kernel_manager()
-        env = kernel_env()
+        env = kernel_env(str(self._path))
         writable = [self._tmp.name] if self.jailed else []
         env.update(HOME=self._tmp.name, IPYTHONDIR=f"{self._tmp.name}/.ipython", MPLCONFIGDIR=f"{self._tmp.name}/.mpl")
         self.client.start_new_kernel(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

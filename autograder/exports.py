@@ -15,9 +15,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradekit.plots import base64_png
+
 from autograder import config
 from autograder.notebook import SubmissionError
-from autograder.plots import base64_png
 from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic
 
 # ------------------------------------------------------------------------------------ a submission given as a folder
@@ -296,8 +297,11 @@ def _zip_entries(config_path: Path, course, assignment) -> dict[str, bytes | Pat
         "requirements.lock": config.ROOT / "requirements.lock",
         "pyproject.toml": config.ROOT / "pyproject.toml",
     }
-    folders = [(package, "autograder")] + [(path.parent, f"{kind}/{assignment.id}") for kind, path in
-                                           (("source", assignment.source), ("release", assignment.release))]
+    content = [(folder, f"{folder.parent.relative_to(course.root).as_posix()}/{folder.name}")
+               for folder in config.content_packages(assignment.content)]
+    folders = [(package, "autograder"), (config.KIT, "gradekit"), *content] + [
+        (path.parent, f"{kind}/{assignment.id}") for kind, path in
+        (("source", assignment.source), ("release", assignment.release))]
     for folder, prefix in folders:
         for path in sorted(folder.rglob("*")):
             parts = path.relative_to(folder).parts

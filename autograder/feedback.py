@@ -18,8 +18,10 @@ from pathlib import Path
 
 import torch
 
-from autograder import harness, plots
-from autograder.checks import BaselineReducesVariance, ConvergenceCheck, ExactCheck
+from gradekit import plots
+from gradekit.checks import ConvergenceCheck, ExactCheck
+from gradekit.protocol import run_case
+
 from autograder.grade import Report
 from autograder.notebook import reference_functions
 from autograder.results import write_atomic
@@ -82,9 +84,9 @@ def check_section(result, assignment) -> str:
     if isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
         parts.append(f"<img alt='learning curves of your code and of the reference' "
                      f"src='data:image/png;base64,{figure(check, result.data, assignment)}'>")
-    if isinstance(check, BaselineReducesVariance) and result.data.get("variance_ratio") is not None:
-        parts.append(f"<p>Variance ratio with / without the baseline: <b>{result.data['variance_ratio']:.3f}</b> "
-                     f"(needed ≤ {check.max_ratio:g}).</p>")
+    summary = check.summary(result.data)
+    if summary:
+        parts.append(f"<p><b>{text(summary)}</b></p>")
     return f"<section class='{status}'>{''.join(parts)}</section>"
 
 
@@ -97,11 +99,11 @@ def wrong_table(wrong: list[dict]) -> str:
 
 @functools.lru_cache(maxsize=8)
 def reference_runs(assignment, name: str) -> dict:
-    """The reference's runs of a check on its seeds, and its feedback-only runs (the chain takes ~6 s). Cached on
+    """The reference's runs of a check on its seeds, and its feedback-only runs (seconds each). Cached on
     disk, keyed by the source notebook, the drivers and the check's settings, so a batch of students computes them
     once."""
     check = assignment.check(name)
-    drivers = Path(sys.modules[harness.driver_function(check.driver).__module__].__file__)
+    drivers = Path(sys.modules[check.driver.__module__].__file__)
     inputs = assignment.source.read_bytes() + drivers.read_bytes() + repr(asdict(check)).encode()
     key = hashlib.sha256(inputs).hexdigest()[:24]
     cache = Path(tempfile.gettempdir()) / "autograder-cache" / f"{name}-{key}.json"
@@ -112,14 +114,14 @@ def reference_runs(assignment, name: str) -> dict:
     reference = reference_functions(assignment)
     functions = [reference[f] for f in check.functions]
     torch.set_num_threads(1)  # as in the kernel: a batch grades students side by side, and small nets gain nothing
-    runs = {label: [check.keep(harness.run_case(check.driver, functions, case)) for case in cases]
+    runs = {label: [check.keep(run_case(check.driver, functions, case)) for case in cases]
             for label, cases in (("runs", check.cases(reference)), ("feedback_runs", check.feedback_cases()))}
     write_atomic(cache, json.dumps(runs))
     return runs
 
 
 def figure(check, data: dict, assignment) -> str:
-    """Base64 PNG of the check's figure (``plots.py``): the student's runs against the reference's."""
+    """Base64 PNG of the check's figure (its ``view``): the student's runs against the reference's."""
     reference = reference_runs(assignment, check.name)
     extra = {"runs": data.get("feedback_runs") or [], "reference": reference["feedback_runs"]}
     return plots.base64_png(plots.figure(check, data["runs"], reference["runs"], extra))

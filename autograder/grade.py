@@ -18,12 +18,12 @@ from pathlib import Path
 import nbformat
 from tqdm import tqdm
 
-from autograder.checks import CheckResult, Reference
+from gradekit.checks import CheckResult, Reference
+from gradekit.protocol import MIME, driver_name
+
 from autograder.execute import KernelSession
-from autograder.harness import MIME
-from autograder.mistakes import MISTAKES
-from autograder.notebook import (SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission,
-                                 reference_functions)
+from autograder.notebook import SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission
+from autograder.reference import reference
 
 
 @dataclass
@@ -84,9 +84,9 @@ class Definitions:
 
 
 def probe_code(check, cases: list[dict], workers: int = 1) -> str:
-    request = json.dumps({"driver": check.driver, "functions": list(check.functions), "cases": cases,
+    request = json.dumps({"driver": driver_name(check.driver), "functions": list(check.functions), "cases": cases,
                           "workers": workers})
-    return f"import autograder.harness as _autograder_harness\n_autograder_harness.serve(globals(), {request!r})"
+    return f"import gradekit.protocol as _grading_protocol\n_grading_protocol.serve(globals(), {request!r})"
 
 
 def answers_from(outputs: list, n: int) -> list[dict]:
@@ -143,7 +143,7 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
 
 
 def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadline: float, workers: int = 1):
-    """Add the check's feedback-only runs (e.g. REINFORCE with a baseline) to its data, if time allows. They never
+    """Add the check's feedback-only runs (e.g. training with a variant) to its data, if time allows. They never
     change the verdict: a failure only leaves them out of the figure. Returns the kernel's status and the result."""
     cases = check.feedback_cases()
     timeout = min(kernel.limits.cell_seconds, deadline - time.monotonic() - 1)
@@ -158,9 +158,9 @@ def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadli
 
 def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     """One check's driver on given cases, with the functions of the submission at ``path``, in a fresh jailed
-    kernel as for a grade (e.g. the bandit run behind ``python -m autograder animate``). Raises SubmissionError."""
+    kernel as for a grade (e.g. the run behind a content package's export). Raises SubmissionError."""
     definitions = Definitions(assignment, read_submission(path, assignment))
-    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
+    with KernelSession(assignment.limits, visible=assignment.kernel_packages) as kernel:
         definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
         status, answers, _ = run_check(kernel, check, cases, time.monotonic() + assignment.limits.cell_seconds)
     if status != "ok":
@@ -172,9 +172,9 @@ def prepare(assignment, submission, checks) -> tuple[Reference, list[str], dict[
     """The grader's side of a grade, done in a thread while the kernel starts: the reference, the locked-cell
     comparison and every check's cases. What it imports must be imported before (``preload``): two threads importing
     the same modules can deadlock on Python's import locks."""
-    reference = Reference(reference_functions(assignment), MISTAKES)
+    expected = reference(assignment)
     locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
-    return reference, locked, {check.name: check.cases(reference) for check in checks}
+    return expected, locked, {check.name: check.cases(expected) for check in checks}
 
 
 def preload() -> None:
@@ -210,9 +210,9 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     pool = ThreadPoolExecutor(1)
     prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
     pool.shutdown(wait=False)
-    with KernelSession(assignment.limits, hidden=[assignment.source.parent.parent]) as kernel:
+    with KernelSession(assignment.limits, visible=assignment.kernel_packages) as kernel:
         definitions.run(kernel, deadline)
-        reference, locked, all_cases = prepared.result()
+        expected, locked, all_cases = prepared.result()
         for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
                           file=sys.stderr, leave=False):
             remaining = deadline - time.monotonic()
@@ -222,7 +222,7 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
                 continue
             cases = all_cases[check.name]
             status, answers, seconds = run_check(kernel, check, cases, deadline, workers)
-            result = judge_run(check, cases, status, answers, seconds, reference)
+            result = judge_run(check, cases, status, answers, seconds, expected)
             if status == "ok" and figures:
                 status, result = with_feedback_runs(kernel, check, result, deadline, workers)
             if status in ("timeout", "died") and deadline - time.monotonic() > 1:

@@ -45,7 +45,7 @@ from autograder.config import ConfigError
 from autograder.notebook import graded_cells
 
 IMPORT_CHECK = re.compile(r"^\s*from\s+[\w.]+\s+import\s+check\s*$", re.MULTILINE)
-DEFAULT_IMPORT = "from autograder.public import check"
+DEFAULT_IMPORT = "from gradekit import check"
 FEEDBACK_CELL = "autograder-feedback"  # id of the first cell of the autograded notebook: our feedback page
 
 
@@ -119,13 +119,10 @@ def nbgrader_notebook(assignment) -> nbformat.NotebookNode:
     imports = [m.group(0).strip() for c in nb.cells if c.cell_type == "code" for m in [IMPORT_CHECK.search(c.source)]
                if m]
     import_line = imports[0] if imports else DEFAULT_IMPORT
-    from autograder.release import has_public_checks
-
-    public = has_public_checks(assignment)
     placed: dict[int, list] = {}
     for check in assignment.checks:
         at = max(anchor(nb, f) for f in check.functions)
-        placed.setdefault(at, []).append(check_cell(check, import_line, public and check.public))
+        placed.setdefault(at, []).append(check_cell(check, import_line, check.public))
     for at in sorted(placed, reverse=True):
         nb.cells[at:at] = placed[at]
     return nb

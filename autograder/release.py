@@ -1,8 +1,10 @@
 """source/ -> release/ with the real nbgrader, then a leak check: no solution line and no marker may reach students.
 
-Beside the notebook, the release gets the student's public checks (``public.py``): a copy of the grader's rules,
-drivers and figures (``SHIPPED``), and ``public_checks.json`` with the reference's recorded answers to the public cases
-(``record_public``). The known mistakes (``mistakes.py``) and the reference code stay with the grader.
+nbgrader gets only the notebook of ``source/<id>/`` (it would ship every other file there, such as the grader-only
+``mistakes.py``). Beside the notebook, the release gets the student's public checks: the kit (``gradekit/``), the
+assignment's content packages (``content_packages``: its checks, drivers and figures, and those it imports),
+``public_checks.json`` with the reference's recorded answers to the public cases (``record_public``) and a pinned
+``requirements.txt`` for the student's own machine. The reference code and the named mistakes stay with the grader.
 
 nbgrader's settings (course id, course root, a throwaway gradebook) are derived from course.toml here; there is no
 nbgrader_config.py to keep in sync. nbgrader gets the source with a grade cell per check and the questions' points
@@ -23,13 +25,13 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import checks
-from autograder.gradebook import write_nbgrader_source
-from autograder.harness import plain
-from autograder.notebook import graded_cells, reference_functions
+from gradekit import checks
+from gradekit.protocol import plain
 
-PACKAGE = Path(checks.__file__).parent
-SHIPPED = ("__init__.py", "harness.py", "envs.py", "checks.py", "plots.py", "public.py")  # the public checks' code
+from autograder.config import KIT, content_packages
+from autograder.gradebook import write_nbgrader_source
+from autograder.notebook import cell_source, graded_cells
+from autograder.reference import reference
 MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
 
 
@@ -51,7 +53,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
     """Run nbgrader generate_assignment on the assignment's source; write the release under ``out_dir``."""
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
-        shutil.copytree(assignment.source.parent, course_dir / "source" / assignment.id)
+        (course_dir / "source" / assignment.id).mkdir(parents=True)
         write_nbgrader_source(assignment, course_dir / "source" / assignment.id)  # grade cells, points: course.toml
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         proc = subprocess.run(nbgrader_args(course, assignment, course_dir, course_dir / "gradebook.db"),
@@ -63,20 +65,39 @@ def generate(course, assignment, out_dir: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(made, target)
-    if has_public_checks(assignment):
-        (target / "autograder").mkdir()
-        for name in SHIPPED:
-            shutil.copy2(PACKAGE / name, target / "autograder" / name)
-        (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
-    problems = leaks(assignment.source, target / assignment.notebook)
+    for package in [KIT, *content_packages(assignment.content)]:
+        shutil.copytree(package, target / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
+    (target / "requirements.txt").write_text(student_requirements(assignment))
+    problems = allow_list_problems(assignment, target) + leaks(assignment.source, target / assignment.notebook)
     if problems:
         raise ReleaseError("the release leaks reference material:\n" + "\n".join(problems))
     return target / assignment.notebook
 
 
-def has_public_checks(assignment) -> bool:
-    """Public checks need every check's rules in the shipped ``checks.py`` (the optional parts keep theirs apart)."""
-    return all(type(check).__module__ == checks.__name__ for check in assignment.checks)
+def allow_list_problems(assignment, folder: Path) -> list[str]:
+    """What a release folder holds beyond its allow-list: the notebook, the kit, the content packages, the record
+    and the requirements. Anything else (a file nbgrader copied from source/, a stray module) is a problem."""
+    allowed = {assignment.notebook, "public_checks.json", "requirements.txt", KIT.name,
+               *(p.name for p in content_packages(assignment.content))}
+    return [f"{p.name} is not on the release's allow-list" for p in sorted(folder.iterdir()) if p.name not in allowed]
+
+
+def student_requirements(assignment) -> str:
+    """The release's ``requirements.txt``: the packages course.toml lists for students (``student_packages``), pinned
+    as in the course's ``requirements.lock``; nothing of the grader's own (no nbgrader)."""
+    lock = {}
+    for line in (assignment.root / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==", 1)
+            lock[name.strip().lower()] = version.split("+")[0].strip()  # 2.13.0+cpu: any build of 2.13.0
+    missing = [p for p in assignment.student_packages if p.lower() not in lock]
+    if missing:
+        raise ReleaseError(f"student_packages of {assignment.id}: {', '.join(missing)} not in requirements.lock")
+    lines = [f"{p}=={lock[p.lower()]}" for p in assignment.student_packages]
+    return (f"# {assignment.title}: what the notebook and its public checks need on your own machine or on Colab.\n"
+            "# pip install -r requirements.txt   (generated from the course's pins; do not edit)\n" +
+            "\n".join(lines) + "\n")
 
 
 def record_public(assignment) -> dict:
@@ -84,22 +105,23 @@ def record_public(assignment) -> dict:
     cases, the reference's answers and the known mistakes' answers; for the other checks their cases and answers
     or, for behaviour checks, the reference's learning curves (the same ones the feedback page draws)."""
     from autograder.feedback import reference_runs
-    from autograder.mistakes import MISTAKES
 
-    reference = checks.Reference(reference_functions(assignment), MISTAKES)
+    expected = reference(assignment)
     entries = []
     for check in (c for c in assignment.checks if c.public):
         settings = {k: v for k, v in vars(check).items() if k != "name"}
-        cases = check.fixed_cases() if isinstance(check, checks.ExactCheck) else check.cases(reference)
+        cases = check.fixed_cases() if isinstance(check, checks.ExactCheck) else check.cases(expected)
         entry = {"name": check.name, "settings": settings, "cases": json.loads(json.dumps(cases))}
         if isinstance(check, checks.ConvergenceCheck):
             entry["reference"] = reference_runs(assignment, check.name)
         else:
-            entry["expected"] = [short(reference.expected(check, case)) for case in cases]
+            entry["expected"] = [short(expected.expected(check, case)) for case in cases]
         if isinstance(check, checks.ExactCheck):
-            entry["mistakes"] = [short(reference.mistaken(check, case)) for case in cases]
+            entry["mistakes"] = [short(expected.mistaken(check, case)) for case in cases]
         entries.append(entry)
-    return {"assignment": assignment.id, "title": assignment.title, "setup_cell": assignment.setup_cell,
+    setup = cell_source(nbformat.read(assignment.source, as_version=4), assignment.setup_cell)
+    return {"assignment": assignment.id, "title": assignment.title, "content": assignment.content.name,
+            "setup_cell": assignment.setup_cell, "setup_source": setup,
             "graded_cells": list(assignment.graded_cells), "checks": entries,
             "hidden": [c.title for c in assignment.checks if not c.public]}
 

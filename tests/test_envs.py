@@ -6,7 +6,7 @@ import nbformat
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from autograder.envs import BanditEnv, ChainEnv
+from week03_policy_gradients.envs import BanditEnv, ChainEnv
 from autograder.notebook import graded_cells
 
 

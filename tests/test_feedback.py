@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from autograder import feedback, plots
+from gradekit import plots
+from week03_policy_gradients import views
+
+from autograder import feedback
 from autograder.grade import grade
 from autograder.release import solution_lines
 from autograder.results import FIGURE_DATA, gradescope
@@ -91,7 +94,7 @@ def test_results_json_stays_small(pages):
 def test_animation_gif(tmp_path):
     """The lecture's animation, written with matplotlib's Pillow writer: one frame per time step."""
     probs = [[0.2 + 0.001 * t, 0.4, 0.4 - 0.001 * t] for t in range(30)]
-    plots.animation_gif(probs, tmp_path / "a.gif", frames=20)
+    views.animation_gif(probs, tmp_path / "a.gif", frames=20)
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.format == "GIF" and gif.n_frames == 20
 

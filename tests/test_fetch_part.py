@@ -20,8 +20,11 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from nbclient import NotebookClient
 
-from autograder import config, harness, harness_fetch
-from autograder.checks import Reference
+from gradekit import drivers as harness, protocol
+from gradekit.checks import Reference
+from week03_fetch_slide import drivers as harness_fetch
+
+from autograder import config
 from autograder.execute import kernel_env
 from autograder.grade import grade
 from autograder.notebook import graded_cells, reference_functions
@@ -110,10 +113,10 @@ def test_exactness_check_passes_the_reference_and_names_every_mistake(fetch):
     check = fetch.check("imitation_loss_exact")
     reference = Reference(reference_functions(fetch))
     cases = check.cases(reference)
-    expected = [{"ok": harness.plain(reference.expected(check, case))} for case in cases]
+    expected = [{"ok": protocol.plain(reference.expected(check, case))} for case in cases]
     assert check.judge(cases, expected, reference).passed
     for label, wrong in check.mistakes.items():
-        answers = [harness.plain(harness.run_case(check.driver, [wrong], case)) for case in cases]
+        answers = [protocol.plain(protocol.run_case(check.driver, [wrong], case)) for case in cases]
         result = check.judge(cases, answers, reference)
         assert not result.passed and f"Likely mistake: {label}." in result.output, (label, result.output)
 

@@ -20,11 +20,13 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from nbclient import NotebookClient
 
-from autograder import harness, harness_gym
-from autograder.checks import ExactCheck, Reference
+from gradekit import protocol as harness
+from gradekit.checks import ExactCheck
+from week03_gymnasium import drivers as harness_gym
+
 from autograder.execute import kernel_env
 from autograder.grade import grade
-from autograder.mistakes import MISTAKES
+from autograder.reference import reference as grader_reference
 from autograder.notebook import graded_cells, reference_functions
 from autograder.release import solution_lines
 from tests.conftest import CATALOGUE, checks_touching, fill_release, load_variant, reference_answers, results_by_name
@@ -125,7 +127,7 @@ def test_every_episode_is_reset_with_its_own_seed(gym_assignment, monkeypatch):
 def test_exactness_checks_pass_the_reference_and_name_every_mistake(gym_assignment):
     """In the grader's process (no kernel): the reference passes every exactness check, and each named mistake fails
     its check with its own hint, so every hint can be given."""
-    reference = Reference(reference_functions(gym_assignment), MISTAKES)
+    reference = grader_reference(gym_assignment)
     for check in (c for c in gym_assignment.checks if isinstance(c, ExactCheck)):
         cases = check.cases(reference)
         answers = [harness.plain(reference.expected(check, case)) for case in cases]

@@ -98,11 +98,11 @@ def test_fifty_megabytes_of_print(strict, tmp_path):
 
 def test_patching_comparisons_and_grader_modules_does_not_help(strict, tmp_path):
     code = '''import numpy, torch, math
-import autograder.harness as harness, autograder.checks as checks
+import gradekit.checks as checks, gradekit.protocol as protocol, week03_policy_gradients.drivers as drivers
 numpy.allclose = torch.allclose = math.isclose = lambda *a, **k: True
 checks.ExactCheck.judge = lambda *a, **k: None
-harness.call_update = lambda fn, case: {"shape": case["shape"], "logits": case["logits"], "in_place": False}
-harness.DRIVERS["call_update"] = harness.call_update
+drivers.call_update = lambda fn, case: {"shape": case["shape"], "logits": case["logits"], "in_place": False}
+protocol.run_case = lambda *a, **k: {"ok": {"shape": [3], "logits": [0.0, 0.0, 0.0], "in_place": False}}
 
 
 def policy_gradient_update(logits, action, reward, lr):

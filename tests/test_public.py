@@ -10,12 +10,13 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from autograder import harness, public
-from autograder.checks import ExactCheck, Reference
+from gradekit import protocol as harness, public
+from gradekit.checks import ExactCheck
+
 from autograder.execute import kernel_env
-from autograder.mistakes import MISTAKES
+from autograder.reference import reference as grader_reference
 from autograder.notebook import graded_cells, reference_functions
-from autograder.release import SHIPPED, leaks, solution_lines
+from autograder.release import leaks, solution_lines
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
 
@@ -46,7 +47,7 @@ def test_public_messages_are_the_graders_on_the_public_cases(assignment, record,
     same cases, judged against the reference and the known mistakes."""
     sources = load_variant(path)[0]
     namespace = functions_of(sources)
-    reference = Reference(reference_functions(assignment), MISTAKES)
+    reference = grader_reference(assignment)
     compared = 0
     for entry in record["checks"]:
         check = assignment.check(entry["name"])
@@ -55,7 +56,7 @@ def test_public_messages_are_the_graders_on_the_public_cases(assignment, record,
         answers = [harness.plain(harness.run_case(check.driver, [namespace[f] for f in check.functions], case))
                    for case in entry["cases"]]
         graders = check.judge(entry["cases"], answers, reference)
-        mine, _ = public.run(entry, namespace)
+        mine, _ = public.run(entry, record, namespace)
         assert (mine.passed, mine.output) == (graders.passed, graders.output)
         compared += 1
     assert compared
@@ -64,8 +65,9 @@ def test_public_messages_are_the_graders_on_the_public_cases(assignment, record,
 def test_record_holds_no_reference_code(assignment, record):
     """Only numbers and messages: no solution line, no known mistake module, nothing of the source's code cells."""
     assert leaks(assignment.source, assignment.release) == []
-    shipped = {p.name for p in (assignment.release.parent / "autograder").iterdir() if p.suffix == ".py"}
-    assert shipped == set(SHIPPED) and "mistakes.py" not in shipped
+    shipped = {p.name for p in assignment.release.parent.iterdir()}
+    assert shipped == {assignment.notebook, "public_checks.json", "requirements.txt", "gradekit", assignment.content.name}
+    assert not list(assignment.release.parent.rglob("mistakes.py")) and "autograder" not in shipped
     text = json.dumps(record)
     assert not [line for line in solution_lines(assignment.source) if len(line) > 12 and line in text]
     assert record["hidden"] == ["reinforce_loss: a baseline lowers the variance of the gradient estimate"]
@@ -73,17 +75,22 @@ def test_record_holds_no_reference_code(assignment, record):
 
 def test_leak_check_covers_the_shipped_files(assignment, release_copy):
     leaked = sorted(solution_lines(assignment.source))[0]
-    with open(release_copy / "autograder" / "checks.py", "a") as f:
+    with open(release_copy / assignment.content.name / "checks.py", "a") as f:
         f.write(f"\n{leaked}\n")
-    shutil.copy(CATALOGUE.parent.parent / "autograder" / "mistakes.py", release_copy / "autograder")
+    shutil.copy(assignment.source.parent / "mistakes.py", release_copy / assignment.content.name)
     problems = leaks(assignment.source, release_copy / assignment.notebook)
     assert any(leaked in p and "checks.py" in p for p in problems)
     assert any("mistakes.py" in p for p in problems)
 
 
+def student_env() -> dict:
+    """A student's environment: nothing of the course repository on the import path (the release folder has all)."""
+    return {k: v for k, v in kernel_env().items() if k not in ("MPLBACKEND", "PYTHONPATH")}
+
+
 def run_cli(folder, *args):
-    return subprocess.run([sys.executable, "-m", "autograder.public", *args], cwd=folder, capture_output=True,
-                          text=True, timeout=300, env=kernel_env())
+    return subprocess.run([sys.executable, "-m", "gradekit", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=300, env=student_env())
 
 
 def test_cli_passes_the_reference_and_says_hidden_checks_exist(assignment, release_copy):
@@ -109,7 +116,7 @@ def test_cli_names_the_mistake_of_one_part(assignment, release_copy):
 def test_cli_reports_a_broken_cell_and_a_missing_record(assignment, release_copy):
     fill_release(assignment, release_copy / "mine.ipynb", {"pg_loss": "def pg_loss(action_probs, action, reward)\n"})
     proc = run_cli(release_copy, "mine.ipynb", "--part", "pg_loss")
-    assert "your `pg_loss` cell failed to run: SyntaxError" in proc.stdout
+    assert "your `pg_loss` cell failed to run on its own: SyntaxError" in proc.stdout
     assert "`pg_loss` is not defined: run its cell first." in proc.stdout
     (release_copy / public.RECORD).unlink()
     proc = run_cli(release_copy, "mine.ipynb")
@@ -122,7 +129,7 @@ def test_one_line_in_the_notebook(assignment, release_copy):
     keep = {assignment.setup_cell, *assignment.graded_cells}
     nb.cells = [c for c in nb.cells if c.get("id") in keep] + [c for c in nb.cells if c.get("id") == "check-pg-loss"]
     assert nb.cells[-1].source.endswith('check("pg_loss")') and set(assignment.graded_cells) <= set(graded_cells(nb))
-    env = {k: v for k, v in kernel_env().items() if k not in ("MPLBACKEND", "PYTHONPATH")}  # the student's own
+    env = student_env()
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(release_copy)}}).execute(
         env=env)
     outputs = nb.cells[-1].outputs
@@ -130,3 +137,20 @@ def test_one_line_in_the_notebook(assignment, release_copy):
     assert "✓ passed  pg_loss: the policy-gradient loss of one step" in text
     assert "✓ passed  pg_loss trains the policy network on the bandit" in text and "Hidden checks exist" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # the bandit's learning curves
+
+
+def test_a_helper_from_another_cell_fails_here_as_in_the_grade(assignment, release_copy):
+    """The in-notebook check runs each graded cell on its own, as the grader does: a function that leans on a helper
+    defined in another cell works in the student's session but fails the check, with the grader's NameError."""
+    helper = nbformat.v4.new_code_cell("def _log(p):\n    return torch.log(p)\n")
+    uses = "def pg_loss(action_probs, action, reward):\n    return -reward * _log(action_probs[action])\n"
+    nb = nbformat.read(fill_release(assignment, release_copy / "mine.ipynb", {"pg_loss": uses}), as_version=4)
+    keep = {assignment.setup_cell, *assignment.graded_cells}
+    nb.cells = ([c for c in nb.cells if c.get("id") == assignment.setup_cell] + [helper] +
+                [c for c in nb.cells if c.get("id") in keep - {assignment.setup_cell}] +
+                [c for c in nb.cells if c.get("id") == "check-pg-loss"])
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(release_copy)}}).execute(
+        env=student_env())
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
+    assert "✗ failed  pg_loss: the policy-gradient loss of one step" in text
+    assert "NameError" in text and "_log" in text

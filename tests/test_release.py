@@ -54,12 +54,34 @@ def test_locked_cells_carry_nbgrader_checksums(assignment):
 def test_generate_into_a_fresh_folder(course, assignment, tmp_path):
     path = generate(course, assignment, tmp_path)
     assert path.exists() and not list(path.parent.glob("*.py"))
+    assert not list(path.parent.rglob("mistakes.py")) and not (path.parent / "autograder").exists()
 
 
 def test_release_ships_the_public_checks(assignment):
     folder = assignment.release.parent
-    assert (folder / "public_checks.json").exists() and (folder / "autograder" / "public.py").exists()
-    assert not (folder / "autograder" / "mistakes.py").exists()
+    assert (folder / "public_checks.json").exists() and (folder / "gradekit" / "public.py").exists()
+    assert (folder / "week03_policy_gradients" / "checks.py").exists() and not (folder / "autograder").exists()
+    assert not list(folder.rglob("mistakes.py"))
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "answer_key.py"])
+def test_nbgrader_ships_only_the_notebook_of_source(course, assignment, tmp_path, extra):
+    """nbgrader copies every file of source/<id>/ into the release; ours gets the notebook alone, and the allow-list
+    of the release folder refuses anything else."""
+    import shutil
+    from dataclasses import replace
+
+    source = tmp_path / "course" / "source" / assignment.id
+    shutil.copytree(assignment.source.parent, source)
+    (source / extra).write_text("grader-only\n")
+    moved = replace(assignment, root=tmp_path / "course")
+    (tmp_path / "course" / "requirements.lock").write_text((assignment.root / "requirements.lock").read_text())
+    path = generate(course, moved, tmp_path / "out")
+    assert (source / "mistakes.py").exists() and not (path.parent / extra).exists()
+    assert not list(path.parent.rglob("mistakes.py"))
+    (path.parent / extra).write_text("planted\n")
+    from autograder.release import ReleaseError, allow_list_problems
+    assert any(extra in p for p in allow_list_problems(moved, path.parent))
 
 
 def test_recorded_numbers_may_differ_in_their_last_digits_only(tmp_path):

@@ -1,0 +1,97 @@
+"""Figures of Week 3: the lecture's ``draw_plots`` views of the bandit runs, REINFORCE's return and loss on the chain
+with and without a baseline, and the lecture's animation of the action distribution.
+
+Each check names its view (``BanditTableLearns.view``); the feedback page and the public checks draw it from numbers
+(the drivers' outputs, one per seed), never running any code of the student's or the reference's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.animation import FuncAnimation, PillowWriter
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gradekit.plots import REFERENCE, YOURS, band, series
+
+ACTIONS = ("L", "C", "R")
+
+
+def bandit_views(check, runs: list, reference: list, extra: dict) -> Figure:
+    """The lecture's ``draw_plots``: action probabilities over time, reward per step, total reward per run."""
+    fig = Figure(figsize=(12, 3.8), dpi=100)
+    ax_probs, ax_reward, ax_total = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 3, 2]})
+    colors = ("tab:green", "tab:orange", "tab:purple")
+    for i, (name, color) in enumerate(zip(ACTIONS, colors)):
+        mine = [np.asarray(p)[:, i] if p else None for p in series(runs, "probs")]
+        band(ax_probs, mine, f"P({name}) yours", color)
+        ref = [np.asarray(p)[:, i] for p in series(reference, "probs")]
+        band(ax_probs, ref, f"P({name}) reference", color, 1.0, ":")
+    ax_probs.axhline(check.threshold, color="tab:red", linestyle="--", linewidth=0.8)
+    ax_probs.set(xlabel="Time step", ylabel="Action probability", ylim=(0, 1.05),
+                 title=f"P(L) must reach {check.threshold:g}")
+    ax_probs.legend(fontsize=7, ncol=2, loc="center right")
+    window = max(1, len(runs[0]["rewards"] if runs and runs[0] else reference[0]["rewards"]) // 50)
+    band(ax_reward, series(reference, "rewards"), "reference", REFERENCE, 3.5, smooth=window)
+    band(ax_reward, series(runs, "rewards"), "your code", YOURS, smooth=window)
+    ax_reward.set(xlabel="Time step", ylabel="Reward", ylim=(-0.05, 1.05),
+                  title=f"reward per step (mean ± std, moving average of {window})")
+    ax_reward.legend(loc="lower right")
+    totals = [sum(r) if r else np.nan for r in series(runs, "rewards")]
+    ref_totals = [sum(r) for r in series(reference, "rewards")]
+    x = np.arange(len(check.seeds))
+    ax_total.bar(x - 0.2, (ref_totals + [np.nan] * len(x))[:len(x)], 0.4, color=REFERENCE, label="reference")
+    ax_total.bar(x + 0.2, (totals + [np.nan] * len(x))[:len(x)], 0.4, color=YOURS, label="your code")
+    ax_total.set(xticks=x, xticklabels=[str(s) for s in check.seeds], xlabel="Seed (one run each)",
+                 ylabel="Total reward", title="total reward per run")
+    ax_total.legend(loc="lower right", fontsize=8)
+    for ax in (ax_probs, ax_reward, ax_total):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
+    """REINFORCE on the chain: return and loss per episode, without the baseline (graded) and with it (shown)."""
+    fig = Figure(figsize=(12, 3.8), dpi=100)
+    ax_return, ax_loss = fig.subplots(1, 2)
+    with_baseline = (extra.get("runs") or [], extra.get("reference") or [])
+    for label, (mine, ref), style in (("", (runs, reference), "-"), (" + baseline", with_baseline, "--")):
+        if not ref and not any(mine):
+            continue
+        for ax, key in ((ax_return, "episode_returns"), (ax_loss, "losses")):
+            band(ax, series(ref, key), "reference" + label, REFERENCE, 3.0 if not label else 2.0, style, smooth=10)
+            band(ax, series(mine, key), "your code" + label, YOURS if not label else "tab:cyan", 1.5, style, smooth=10)
+    ax_return.axhline(check.threshold, color="tab:red", linestyle="--", linewidth=0.8,
+                      label=f"threshold {check.threshold:g} (last {check.window}, no baseline)")
+    ax_return.set(xlabel="Episode", ylabel="Episode return", title="return per episode (moving average of 10)")
+    ax_loss.set(xlabel="Episode", ylabel="Episode loss", title="loss per episode (moving average of 10)")
+    for ax in (ax_return, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def animation_gif(probs: list, path, frames: int = 150, fps: int = 40) -> None:
+    """The lecture's animation of the action distribution over time, as a GIF (matplotlib's Pillow writer; the
+    lecture's ``imagemagick`` writer is not installed). ``probs`` holds one [L, C, R] triple per time step."""
+    probs = np.asarray(probs, dtype=float)[:frames]
+    fig = Figure(figsize=(4, 3), dpi=80)
+    ax = fig.subplots()
+    bars = ax.bar(range(3), probs[0], color="tab:blue")
+    ax.set(ylim=(0, 1.05), xticks=range(3), xticklabels=ACTIONS, xlabel="Action", ylabel="Probability")
+    title = ax.set_title("")
+
+    def draw(i):
+        for bar, p in zip(bars, probs[i]):
+            bar.set_height(p)
+        title.set_text(f"Action Distribution at Time {i}")
+        return [*bars, title]
+
+    FigureCanvasAgg(fig)
+    FuncAnimation(fig, draw, frames=len(probs), blit=False).save(str(path), writer=PillowWriter(fps=fps))
+
+
+def animation_file(answer: dict, path) -> str:
+    """The ``animate`` export: a bandit run's action distribution over its first 150 steps, as a GIF."""
+    animation_gif(answer["probs"], path)
+    return f"animation: {path} ({min(150, len(answer['probs']))} frames)"

@@ -1,0 +1,73 @@
+"""Building blocks of drivers: seeding, fixed networks, and the checks of a graded function's contract.
+
+A driver (in an assignment's ``drivers.py``) calls a graded function on given inputs and returns plain numbers. These
+helpers turn what the student's function returned into numbers, or raise ``ContractError`` with a sentence the student
+reads (wrong type, wrong shape, no gradient). Generic: no assignment's content is named here.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class ContractError(Exception):
+    """The student's function returned something the contract does not allow (wrong type, shape, no gradient)."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy and torch: the only place the grader seeds anything."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------- inputs
+def build_network(sizes: list[int], params: list | None = None) -> nn.Module:
+    """An MLP ``sizes[0] -> ... -> sizes[-1]`` with ReLU between layers; ``params`` (nested lists) fix its weights."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(n_in, n_out))
+    net = nn.Sequential(*layers)
+    if params is not None:
+        with torch.no_grad():
+            for p, value in zip(net.parameters(), params, strict=True):
+                p.copy_(torch.tensor(value, dtype=torch.float32))
+    return net
+
+
+def network_params(net: nn.Module) -> list:
+    return [p.detach().tolist() for p in net.parameters()]
+
+
+def as_vector(value, what: str, size: int) -> np.ndarray:
+    """A tensor, array or list of ``size`` numbers as a float64 numpy array; a clear ContractError otherwise."""
+    try:
+        if isinstance(value, torch.Tensor):
+            array = value.detach().cpu().double().numpy()
+        elif isinstance(value, (list, tuple)):
+            array = np.asarray([float(v) for v in value], dtype=np.float64)
+        else:
+            array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"{what} must be a tensor, array or list of numbers, got {type(value).__name__}") from exc
+    if array.size != size:
+        raise ContractError(f"{what} must hold {size} numbers, got {array.size} (shape {array.shape})")
+    return array
+
+
+def scalar_loss(loss, inputs: str) -> torch.Tensor:
+    """Check that a loss is a one-element tensor still connected to ``inputs``; return it as a 0-d tensor."""
+    if not isinstance(loss, torch.Tensor):
+        raise ContractError(f"the loss must be a torch tensor, got {type(loss).__name__}")
+    if loss.numel() != 1:
+        raise ContractError(f"the loss must be a scalar (one element), got shape {tuple(loss.shape)}")
+    if not loss.requires_grad:
+        raise ContractError(f"the loss is not connected to {inputs} (no gradient flows: was something detached, "
+                            "converted to a number or rebuilt with torch.tensor?)")
+    return loss.reshape(())

@@ -1,0 +1,183 @@
+"""Drivers of Week 3: run one graded function on given inputs and return plain data.
+
+Every driver runs twice for a check: in the student's kernel with the student's function, and in the grader's process
+with the reference. Only the JSON-able data a driver returns crosses the process boundary; verdicts are decided in
+the grader (``checks.py``). Nothing here knows the reference solution or a threshold, so a student who patches this
+module, numpy or torch can only change the numbers the grader receives, never the rule that judges them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gradekit.drivers import ContractError, as_vector, build_network, scalar_loss, seed_everything
+
+from .envs import BanditEnv, ChainEnv
+
+
+# --------------------------------------------------------------------------------------------- exactness drivers
+def call_update(fn, case: dict) -> dict:
+    """``policy_gradient_update`` on one case; the result is the returned array, or the input if updated in place."""
+    logits = np.asarray(case["logits"], dtype=np.float64).reshape(case["shape"])
+    returned = fn(logits, case["action"], case["reward"], case["lr"])
+    result = logits if returned is None else returned
+    value = as_vector(result, "the returned logits", 3)
+    return {"shape": list(value.shape), "logits": value.ravel().tolist(), "in_place": returned is None}
+
+
+def call_pg_loss(fn, case: dict) -> dict:
+    """``pg_loss`` on the probabilities of a fixed network; returns the gradient with respect to its parameters."""
+    net = build_network(case["sizes"], case["params"])
+    probs = F.softmax(net(torch.tensor([case["state"]], dtype=torch.float32)), dim=0)
+    loss = scalar_loss(fn(probs, case["action"], case["reward"]), "the network's parameters")
+    loss.backward()
+    grads = [p.grad.ravel().tolist() if p.grad is not None else [0.0] * p.numel() for p in net.parameters()]
+    return {"loss": float(loss.detach()), "grad": [g for layer in grads for g in layer]}
+
+
+def call_returns(fn, case: dict) -> dict:
+    value = as_vector(fn(list(case["rewards"]), case["gamma"]), "the returns", len(case["rewards"]))
+    return {"shape": list(value.shape), "returns": value.ravel().tolist()}
+
+
+def call_reinforce_loss(fn, case: dict) -> dict:
+    """``reinforce_loss`` on given log-probabilities; returns its gradient with respect to them."""
+    log_probs = torch.tensor(case["log_probs"], dtype=torch.float32, requires_grad=True)
+    returns = torch.tensor(case["returns"], dtype=torch.float32)
+    baseline = case.get("baseline", "default")
+    if baseline == "default":
+        loss = fn(log_probs, returns)
+    else:
+        loss = fn(log_probs, returns, torch.tensor(baseline, dtype=torch.float32) if isinstance(baseline, list)
+                  else baseline)
+    loss = scalar_loss(loss, "the log-probabilities")
+    (grad,) = torch.autograd.grad(loss, log_probs, allow_unused=True)
+    return {"loss": float(loss.detach()), "grad": (torch.zeros_like(log_probs) if grad is None else grad).tolist()}
+
+
+# --------------------------------------------------------------------------------------------- behaviour drivers
+def softmax(x: np.ndarray) -> np.ndarray:
+    z = np.exp(x - x.max())
+    return z / z.sum()
+
+
+def bandit_table_run(fn, case: dict) -> dict:
+    """The lecture's lookup-table bandit: fresh logits ``rand(3, 1)``, ``steps`` updates.
+
+    Returns the policy after every step (``probs``, one [L, C, R] triple a step) and the reward of every step."""
+    seed_everything(case["seed"])
+    env = BanditEnv(max_steps=case["steps"])
+    env.reset(seed=case["seed"])
+    logits = np.random.rand(3, 1)
+    probs, rewards = [], []
+    for _ in range(case["steps"]):
+        action = int(np.random.choice(3, p=softmax(logits).ravel()))
+        _, reward, _, _, _ = env.step(action)
+        before = logits.copy()
+        returned = fn(before, action, reward, case["lr"])
+        logits = np.clip(as_vector(before if returned is None else returned, "the returned logits", 3), -100, 100)
+        if logits.shape != (3, 1):
+            raise ContractError(f"returned logits of shape {logits.shape} for logits of shape (3, 1)")
+        probs.append(softmax(logits).ravel().tolist())
+        rewards.append(float(reward))
+    return {"probs": probs, "rewards": rewards}
+
+
+def bandit_network_run(fn, case: dict) -> dict:
+    """The lecture's network bandit: ``Linear(1, 3)`` + softmax, Adam, one ``pg_loss`` step per time step."""
+    seed_everything(case["seed"])
+    env = BanditEnv(max_steps=case["steps"])
+    state, _ = env.reset(seed=case["seed"])
+    net = build_network([1, 3])
+    optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
+    probs, rewards = [], []
+    for _ in range(case["steps"]):
+        optimiser.zero_grad()
+        policy = F.softmax(net(torch.tensor([float(state)])), dim=0)
+        action = int(torch.multinomial(policy.detach(), 1))
+        state, reward, _, _, _ = env.step(action)
+        scalar_loss(fn(policy, action, reward), "the network's parameters").backward()
+        optimiser.step()
+        with torch.no_grad():
+            probs.append(F.softmax(net(torch.tensor([float(state)])), dim=0).tolist())
+        rewards.append(float(reward))
+    return {"probs": probs, "rewards": rewards}
+
+
+def chain_reinforce_run(returns_fn, loss_fn, case: dict) -> dict:
+    """REINFORCE on the chain as in the lecture (one update per episode, AdamW), with bounded episodes.
+
+    With ``case["baseline"]`` true, the notebook's state baseline is subtracted: b(s) is a running average (step
+    ``baseline_step``) of the returns seen from s in earlier episodes. Returns the undiscounted return and the loss of
+    every episode."""
+    seed_everything(case["seed"])
+    env = ChainEnv(max_steps=case["max_steps"])
+    net = build_network([1, 3])
+    optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
+    table: dict[int, float] = {}
+    episode_returns, losses = [], []
+    for episode in range(case["episodes"]):
+        state, _ = env.reset(seed=case["seed"] * 100_000 + episode)
+        states, log_probs, rewards, done = [], [], [], False
+        while not done:
+            probs = F.softmax(net(torch.tensor([float(state)])), dim=-1)
+            action = int(torch.multinomial(probs.detach(), 1))
+            states.append(int(state))
+            log_probs.append(torch.log(probs[action]))
+            state, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(reward)
+            done = terminated or truncated
+        returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns", len(rewards)),
+                               dtype=torch.float32).reshape(-1)
+        if case.get("baseline"):
+            baseline = torch.tensor([table.get(s, 0.0) for s in states], dtype=torch.float32)
+            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns, baseline), "the log-probabilities")
+            for s, g in zip(states, returns.tolist()):
+                table[s] = g if s not in table else table[s] + case["baseline_step"] * (g - table[s])
+        else:
+            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities")
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        episode_returns.append(float(sum(rewards)))
+        losses.append(float(loss.detach()))
+    return {"episode_returns": episode_returns, "losses": losses}
+
+
+def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> list[dict]:
+    """``n`` episodes of a fixed chain policy: states, actions and rewards (the grader computes returns from them)."""
+    seed_everything(seed)
+    net = build_network([1, 3], params)
+    env = ChainEnv(max_steps=max_steps)
+    episodes = []
+    with torch.no_grad():
+        for i in range(n):
+            state, _ = env.reset(seed=seed * 100_000 + i)
+            states, actions, rewards, done = [], [], [], False
+            while not done:
+                action = int(torch.multinomial(F.softmax(net(torch.tensor([float(state)])), dim=-1), 1))
+                states.append(state)
+                actions.append(action)
+                state, reward, terminated, truncated, _ = env.step(action)
+                rewards.append(reward)
+                done = terminated or truncated
+            episodes.append({"states": states, "actions": actions, "rewards": rewards})
+    return episodes
+
+
+def baseline_gradients(loss_fn, case: dict) -> dict:
+    """Per-episode gradients of ``reinforce_loss`` with respect to the policy's parameters, with baseline 0 and with
+    the given per-step baseline, on the same fixed episodes."""
+    net = build_network([1, 3], case["params"])
+    gradients: dict[str, list] = {"plain": [], "baselined": []}
+    for ep in case["episodes"]:
+        states = torch.tensor(ep["states"], dtype=torch.float32).unsqueeze(-1)
+        log_probs = F.log_softmax(net(states), dim=-1)[torch.arange(len(ep["actions"])), ep["actions"]]
+        returns = torch.tensor(ep["returns"], dtype=torch.float32)
+        for key, baseline in (("plain", 0.0), ("baselined", torch.tensor(ep["baseline"], dtype=torch.float32))):
+            loss = scalar_loss(loss_fn(log_probs, returns, baseline), "the log-probabilities")
+            grads = torch.autograd.grad(loss, list(net.parameters()), retain_graph=True, allow_unused=True)
+            gradients[key].append([float(v) for g in grads if g is not None for v in g.ravel()])
+    return gradients
