@@ -1,4 +1,4 @@
-"""The parts of the class report that tell a lecturer what to re-teach and who to look at.
+"""The parts of the class report that tell the teaching staff what to re-teach and who to look at.
 
 - **Named mistakes**: per check, how many students got each hint ("Likely mistake: ..." in a failed check's message,
   from the known mistakes of ``mistakes.py``), most frequent first.

@@ -24,6 +24,7 @@ import pytest
 from autograder import config
 from autograder.notebook import graded_cells
 from tests.conftest import CATALOGUE, load_variant, reference_answers
+from tests.test_config import absolute
 
 ASSIGNMENT = "week03_policy_gradients"
 NB = "policy_gradients"
@@ -262,7 +263,7 @@ def test_config_errors_name_the_key(tmp_path, old, new, key):
     text = config.DEFAULT_CONFIG.read_text()
     assert old in text
     path = tmp_path / "course.toml"
-    path.write_text(text.replace(old, new, 1))
+    path.write_text(absolute(text.replace(old, new, 1)))
     with pytest.raises(config.ConfigError, match=key.replace(".", r"\.")):
         config.load(path)
 
@@ -271,7 +272,7 @@ def test_a_question_without_its_answer_cell_is_named(tmp_path, assignment):
     from autograder.gradebook import nbgrader_notebook
 
     text = config.DEFAULT_CONFIG.read_text().replace("questions.reflect_gamma]", "questions.reflect_gama]", 1)
-    (tmp_path / "course.toml").write_text(text)
+    (tmp_path / "course.toml").write_text(absolute(text))
     shutil.copytree(assignment.source.parent, tmp_path / "source" / ASSIGNMENT)
     broken = config.load(tmp_path / "course.toml").assignment(ASSIGNMENT)
     with pytest.raises(config.ConfigError, match=r"questions\.reflect_gama: the source notebook has no"):
