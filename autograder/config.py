@@ -48,6 +48,7 @@ class Assignment:
     checks: tuple = field(default=())
     root: Path = ROOT
     content: Path = ROOT  # the assignment's content package (a folder with ``REGISTRY``)
+    packages: tuple[Path, ...] = ()  # ``content`` and the sibling content packages it imports (``content_packages``)
     registry: object = field(default=None, compare=False, hash=False)  # the content package's REGISTRY
     student_packages: tuple[str, ...] = ()  # what the release's requirements.txt pins for students
     questions: tuple = field(default=())  # (grade_id, points) of the manually graded answer cells, in table order
@@ -69,13 +70,13 @@ class Assignment:
     def kernel_packages(self) -> dict[str, Path]:
         """What the student's kernel may import, by import name: the kit and the content packages this assignment's
         content imports (itself first). Nothing grader-only."""
-        return {"gradekit": KIT} | {p.name: p for p in content_packages(self.content)}
+        return {"gradekit": KIT} | {p.name: p for p in self.packages}
 
     @property
     def mistake_files(self) -> list[Path]:
         """The grader-only named mistakes behind the hints: ``source/<id>/mistakes.py`` of this assignment and of
         each assignment whose content this one reuses (its checks' mistakes live with the checks' owner)."""
-        owners = [self.id] + [p.name for p in content_packages(self.content)[1:]]
+        owners = [self.id] + [p.name for p in self.packages[1:]]
         return [f for f in (self.root / "source" / owner / "mistakes.py" for owner in owners) if f.exists()]
 
     @property
@@ -236,6 +237,7 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             checks=checks,
             root=path.parent,
             content=content,
+            packages=tuple(content_packages(content)),
             registry=registry,
             student_packages=tuple(_take(table, "student_packages", list, where)),
             questions=questions(table.get("questions", {}), f"{where}.questions"),

@@ -287,18 +287,32 @@ exit $status
 """
 
 
+def only_assignment(text: str, assignment_id: str) -> str:
+    """course.toml with the tables of one assignment only (and ``[course]``): the zip ships one assignment's
+    content, so the others' tables would name folders it does not have."""
+    keep, lines = True, []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("["):
+            header = line.strip().strip("[]")
+            keep = not header.startswith("assignments.") or header == f"assignments.{assignment_id}" or \
+                header.startswith(f"assignments.{assignment_id}.")
+        if keep:
+            lines.append(line)
+    return "".join(lines)
+
+
 def _zip_entries(config_path: Path, course, assignment) -> dict[str, bytes | Path]:
     """Every file of the zip by its name in the archive: the grader, its settings, the assignment's notebooks."""
     package = Path(__file__).resolve().parent
     entries: dict[str, bytes | Path] = {
         "setup.sh": SETUP_SH.encode(),
         "run_autograder": RUN_AUTOGRADER.replace("@ASSIGNMENT@", assignment.id).encode(),
-        "course.toml": Path(config_path),
+        "course.toml": only_assignment(Path(config_path).read_text(), assignment.id).encode(),
         "requirements.lock": config.ROOT / "requirements.lock",
         "pyproject.toml": config.ROOT / "pyproject.toml",
     }
     content = [(folder, f"{folder.parent.relative_to(course.root).as_posix()}/{folder.name}")
-               for folder in config.content_packages(assignment.content)]
+               for folder in assignment.packages]
     folders = [(package, "autograder"), (config.KIT, "gradekit"), *content] + [
         (path.parent, f"{kind}/{assignment.id}") for kind, path in
         (("source", assignment.source), ("release", assignment.release))]

@@ -60,7 +60,8 @@ def check_cell_source(check, import_line: str, public: bool) -> str:
     pass there would only mean the public cases passed); ``grade-all`` writes the grader's score afterwards."""
     head = (f'# Graded by the course\'s autograder after you submit: "{check.title}", {check.points:g} point(s).\n'
             "import os as _os\n"
-            "assert _os.environ.get('NBGRADER_EXECUTION') != 'autograde', 'scored by the course autograder (grade-all)'\n")
+            "assert _os.environ.get('NBGRADER_EXECUTION') != 'autograde', 'scored by the course autograder (grade-all)'"
+            "\n")
     if not public:
         return head + ("# A grader-only check: it has no public version, so Validate does not run it here. Do not "
                        "edit this cell.\n")
@@ -129,9 +130,14 @@ def nbgrader_notebook(assignment) -> nbformat.NotebookNode:
 
 
 def write_nbgrader_source(assignment, folder: Path) -> Path:
+    """What nbgrader's generate_assignment gets: ``nbgrader_notebook`` after the release's submission cell."""
+    from autograder.release import submission_cell
+
+    nb = nbgrader_notebook(assignment)
+    nb.cells.insert(0, submission_cell(assignment))
     path = Path(folder) / assignment.notebook
     path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nbgrader_notebook(assignment), path)
+    nbformat.write(nb, path)
     return path
 
 

@@ -2,7 +2,7 @@
 
 nbgrader gets only the notebook of ``source/<id>/`` (it would ship every other file there, such as the grader-only
 ``mistakes.py``). Beside the notebook, the release gets the student's public checks: the kit (``gradekit/``), the
-assignment's content packages (``content_packages``: its checks, drivers and figures, and those it imports),
+assignment's content packages (``Assignment.packages``: its checks, drivers and figures, and those it imports),
 ``public_checks.json`` with the reference's recorded answers to the public cases (``record_public``) and a pinned
 ``requirements.txt`` for the student's own machine. The reference code and the named mistakes stay with the grader.
 
@@ -28,7 +28,7 @@ import nbformat
 from gradekit import checks
 from gradekit.protocol import plain
 
-from autograder.config import KIT, content_packages
+from autograder.config import KIT
 from autograder.gradebook import write_nbgrader_source
 from autograder.notebook import cell_source, graded_cells
 from autograder.reference import reference
@@ -54,7 +54,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
         (course_dir / "source" / assignment.id).mkdir(parents=True)
-        write_nbgrader_source(assignment, course_dir / "source" / assignment.id)  # grade cells, points: course.toml
+        write_nbgrader_source(assignment, course_dir / "source" / assignment.id)  # + grade cells, points, submit cell
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         proc = subprocess.run(nbgrader_args(course, assignment, course_dir, course_dir / "gradebook.db"),
                               cwd=course_dir, env=env, capture_output=True, text=True, timeout=300)
@@ -65,7 +65,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(made, target)
-    for package in [KIT, *content_packages(assignment.content)]:
+    for package in [KIT, *assignment.packages]:
         shutil.copytree(package, target / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
     (target / "requirements.txt").write_text(student_requirements(assignment))
@@ -75,11 +75,32 @@ def generate(course, assignment, out_dir: Path) -> Path:
     return target / assignment.notebook
 
 
+SUBMIT_ID = "what-to-submit"
+
+
+def submission_cell(assignment):
+    """The release's first cell, made from course.toml: what to submit, how, and what is graded."""
+    graded = ", ".join(f"`{name}`" for name in assignment.graded_cells)
+    text = (f"**What to submit.** This notebook, `{assignment.notebook}`, with your answers, under that name: upload "
+            "it on Gradescope, or leave it in your assignment folder and submit it in Jupyter's Assignments tab if your "
+            f"course uses nbgrader.\n\n**What is graded.** Only the graded cells: {graded}. Each is run **on its own** "
+            "after the setup cell, in a fresh Python, so everything a function needs must be inside its cell; the rest "
+            "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited "
+            "copies." + (" The reflection questions at the end are graded by a person." if assignment.questions else "") +
+            "\n\n"
+            f"**Check before you submit.** Run the `check(...)` cells, or `python -m gradekit {assignment.notebook}` "
+            "in this folder (first `pip install -r requirements.txt`): the grader's own rules on the public cases; "
+            "hidden cases exist.")
+    return nbformat.v4.new_markdown_cell(text, id=SUBMIT_ID, metadata={"nbgrader": {
+        "grade": False, "grade_id": SUBMIT_ID, "locked": True, "schema_version": 3, "solution": False,
+        "task": False}})
+
+
 def allow_list_problems(assignment, folder: Path) -> list[str]:
     """What a release folder holds beyond its allow-list: the notebook, the kit, the content packages, the record
     and the requirements. Anything else (a file nbgrader copied from source/, a stray module) is a problem."""
     allowed = {assignment.notebook, "public_checks.json", "requirements.txt", KIT.name,
-               *(p.name for p in content_packages(assignment.content))}
+               *(p.name for p in assignment.packages)}
     return [f"{p.name} is not on the release's allow-list" for p in sorted(folder.iterdir()) if p.name not in allowed]
 
 

@@ -67,6 +67,7 @@ def test_junit_is_written_when_the_grader_fails(assignment, tmp_path):
     course_dir.mkdir()
     shutil.copy(config.DEFAULT_CONFIG, course_dir / "course.toml")
     shutil.copytree(assignment.release.parent, course_dir / "release" / assignment.id)
+    (course_dir / "assignments").symlink_to(assignment.root / "assignments")
     path = fill_release(assignment, tmp_path / "s.ipynb")
     with pytest.raises(FileNotFoundError):
         main(["--config", str(course_dir / "course.toml"), "grade", str(path), "--assignment", assignment.id,

@@ -41,7 +41,7 @@ def pages(assignment, tmp_path_factory):
 
 
 @pytest.mark.parametrize("label, plots, message", [
-    ("reference", 2, "Variance ratio with / without the baseline: <b>0.670</b>"),
+    ("reference", 2, "<b>Variance ratio with / without the baseline: 0.670"),
     ("blank", 0, "is not implemented yet"),
     ("bug", 2, "Likely mistake: the sign is flipped"),
 ])

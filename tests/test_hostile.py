@@ -151,7 +151,7 @@ def test_grade_command_writes_results_even_when_the_grader_fails(assignment, tmp
     bad_config = tmp_path / "course.toml"
     text = open(assignment.root / "course.toml").read().replace('setup_cell = "setup"', 'setup_cell = "nope"')
     bad_config.write_text(text)
-    for sub in ("source", "release"):
+    for sub in ("source", "release", "assignments"):
         os.symlink(assignment.root / sub, tmp_path / sub)
     out = tmp_path / "results.json"
     proc = subprocess.run([sys.executable, "-m", "autograder", "--config", str(bad_config), "grade",

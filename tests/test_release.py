@@ -95,3 +95,14 @@ def test_recorded_numbers_may_differ_in_their_last_digits_only(tmp_path):
     assert not same_file(a, b)
     b.write_text(json.dumps({"cases": [{"seed": 0}], "expected": [0.1244567, 2.0]}))
     assert not same_file(a, b)
+
+
+def test_first_cell_says_what_to_submit(course):
+    """Each release opens with what to submit (the file, where), that only the graded cells count, run on their own,
+    and how to check first: made from course.toml, locked by nbgrader."""
+    for assignment in course.assignments.values():
+        first = nbformat.read(assignment.release, as_version=4).cells[0]
+        assert first.cell_type == "markdown" and first.metadata["nbgrader"]["locked"]
+        assert f"`{assignment.notebook}`" in first.source and "Gradescope" in first.source
+        assert all(f"`{name}`" in first.source for name in assignment.graded_cells)
+        assert "on its own" in first.source and f"python -m gradekit {assignment.notebook}" in first.source

@@ -4,6 +4,7 @@
 import nbformat
 from nbclient import NotebookClient
 
+from autograder.config import ROOT
 from autograder.execute import kernel_env
 
 
@@ -14,7 +15,7 @@ def test_source_has_no_outputs(assignment):
 
 def test_source_runs_top_to_bottom_without_stderr(assignment, tmp_path):
     nb = nbformat.read(assignment.source, as_version=4)
-    env = {k: v for k, v in kernel_env().items() if k != "MPLBACKEND"}  # inline plots, as a student sees them
+    env = {k: v for k, v in kernel_env(str(ROOT)).items() if k != "MPLBACKEND"}  # inline plots, as a student sees them
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute(
         env=env)
     outputs = [(c.get("id"), o) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
