@@ -86,8 +86,8 @@ def submission_cell(assignment):
             f"course uses nbgrader.\n\n**What is graded.** Only the graded cells: {graded}. Each is run **on its own** "
             "after the setup cell, in a fresh Python, so everything a function needs must be inside its cell; the rest "
             "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited "
-            "copies." + (" The reflection questions at the end are graded by a person." if assignment.questions else "") +
-            "\n\n"
+            "copies." + (" The reflection questions at the end are graded by a person." if assignment.questions
+                         else "") + "\n\n"
             f"**Check before you submit.** Run the `check(...)` cells, or `python -m gradekit {assignment.notebook}` "
             "in this folder (first `pip install -r requirements.txt`): the grader's own rules on the public cases; "
             "hidden cases exist.")
