@@ -210,9 +210,14 @@ def test_resubmission_is_regraded_and_student_flag_regrades_one(course_dir, assi
 
 
 def validate(folder: Path, notebook: Path) -> dict:
+    """nbgrader's Validator, with a per-cell timeout for a crowded test machine (the default, 30 s, is nbgrader's
+    Execute's: the lecture's animation cell took longer while four test runs shared two cores)."""
     from nbgrader.validator import Validator
+    from traitlets.config import Config
 
-    return Validator().validate(str(notebook))
+    config = Config()
+    config.Execute.timeout = 300
+    return Validator(config=config).validate(str(notebook))
 
 
 def test_validate_fails_a_buggy_notebook_and_passes_the_reference(course_dir, assignment, tmp_path):
