@@ -66,14 +66,18 @@ def cmd_grade(course, args) -> int:
     except Exception as exc:
         write(error_results(assignment, exc))
         raise
+    from autograder.gradebook import annotate
+
+    results = annotate(gradescope(report), Path(report.submission), assignment)  # late flag, reflection answers
     if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
         from autograder.results import gradescope_html
 
-        write_json(Path(args.results), gradescope_html(report, assignment, figures=not args.no_html))
+        write_json(Path(args.results), annotate(gradescope_html(report, assignment, figures=not args.no_html),
+                                                Path(report.submission), assignment))
         if args.junit:
-            write_junit(Path(args.junit), gradescope(report), assignment)
+            write_junit(Path(args.junit), results, assignment)
     else:
-        write(gradescope(report))
+        write(results)
     page = None if args.no_html or args.gradescope else Path(args.results).parent / "feedback.html"
     if page:
         from autograder import feedback
@@ -148,8 +152,12 @@ def cmd_grade_all(course, args) -> int:
     from autograder.batch import grade_all
 
     assignment = course.assignment(args.assignment)
-    csv_path = grade_all(Path(args.directory), assignment, Path(args.config), out=args.out and Path(args.out),
-                         jobs=args.jobs, regrade=args.regrade, only=args.check)
+    try:
+        csv_path = grade_all(Path(args.directory), assignment, Path(args.config), out=args.out and Path(args.out),
+                             jobs=args.jobs, regrade=args.regrade, only=args.check, students=args.student)
+    except FileNotFoundError as exc:
+        print(f"grade-all: {exc}", file=sys.stderr)
+        return 1
     print((csv_path.parent / f"summary-{assignment.id}.txt").read_text())
     print(f"grades: {csv_path}\nreport: {csv_path.parent / f'report-{assignment.id}.html'}")
     return 0
@@ -167,6 +175,16 @@ def cmd_report(course, args) -> int:
         return 1
     print((csv_path.parent / f"summary-{assignment.id}.txt").read_text())
     print(f"grades: {csv_path}\nreport: {csv_path.parent / f'report-{assignment.id}.html'}")
+    return 0
+
+
+def cmd_nbgrader_source(course, args) -> int:
+    """An nbgrader course's source/<assignment>/: the notebook with grade cells and points, and the public checks."""
+    from autograder.gradebook import write_course_source
+
+    assignment = course.assignment(args.assignment)
+    path = write_course_source(course, assignment, Path(args.directory))
+    print(f"nbgrader source: {path} (next, in the course folder: nbgrader generate_assignment {assignment.id})")
     return 0
 
 
@@ -297,9 +315,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                        help="seeds of a behaviour check run at once, one core each (default: all cores)")
     batch = sub.add_parser("grade-all", help="grade nbgrader's submitted/<student>/<assignment>/ in parallel")
     batch.add_argument("directory", help="the course directory, or its submitted/ folder")
-    batch.add_argument("--out", help="where results go (default: autograded/ beside submitted/)")
+    batch.add_argument("--out", help="where results go (default: results/ beside submitted/)")
     batch.add_argument("--jobs", type=int, default=None, help="students graded at once (default: all cores)")
     batch.add_argument("--regrade", action="store_true", help="grade again students that already have results")
+    batch.add_argument("--student", action="append", default=[],
+                       help="grade again only this student (repeatable); the others' results are kept")
     for command in (grade, batch):
         command.add_argument("--assignment", help="assignment id from course.toml (default: grade-all the first; "
                              "grade the one the notebook is for, found from its cells and name)")
@@ -324,14 +344,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="also calibrate a correct variant: a .py file defining graded functions (repeatable)")
     cal.add_argument("--save", help="write every per-seed metric to this JSON file")
     report = sub.add_parser("report", help="rebuild the grades CSV, summary and HTML class report of a graded class")
-    report.add_argument("directory", help="the course directory, or its autograded/ folder")
+    report.add_argument("directory", help="the course directory, or its results/ folder")
     zip_ = sub.add_parser("gradescope-zip", help="build Gradescope's autograder zip from course.toml")
     zip_.add_argument("--out", help="the zip to write (default: autograder-<assignment>.zip)")
     workflow = sub.add_parser("github-workflow", help="print a GitHub Actions workflow that runs the public checks in "
                                                       "a student's repository (no secret)")
     workflow.add_argument("--out", help="write the workflow here (e.g. .github/workflows/public-checks.yml), not to "
                                         "stdout")
-    for command in (report, zip_, workflow):
+    source = sub.add_parser("nbgrader-source", help="write an nbgrader course's source/<assignment>/ (grade cells "
+                                                     "with course.toml's points, public checks)")
+    source.add_argument("directory", help="the nbgrader course folder (where nbgrader_config.py is)")
+    for command in (report, zip_, workflow, source):
         command.add_argument("--assignment", help="assignment id from course.toml (default: the first)")
     return parser
 
@@ -346,7 +369,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     commands = {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "grade-all": cmd_grade_all,
                 "calibrate": cmd_calibrate, "report": cmd_report,
-                "gradescope-zip": cmd_gradescope_zip, "github-workflow": cmd_github_workflow}
+                "gradescope-zip": cmd_gradescope_zip, "github-workflow": cmd_github_workflow,
+                "nbgrader-source": cmd_nbgrader_source}
     return commands.get(args.command, cmd_export)(course, args)
 
 

@@ -9,6 +9,7 @@ dataclass, so a key that does not exist, or a value out of range, is reported wi
 from __future__ import annotations
 
 import ast
+import datetime
 import importlib
 import importlib.util
 import sys
@@ -51,6 +52,15 @@ class Assignment:
     registry: object = field(default=None, compare=False, hash=False)  # the content package's REGISTRY
     student_packages: tuple[str, ...] = ()  # what the release's requirements.txt pins for students
     min_isolation: str = "none"  # the lowest sandbox level (sandbox.LEVELS) under which student code may run
+    questions: tuple = field(default=())  # (grade_id, points) of the manually graded answer cells, in table order
+    due: datetime.datetime | None = None  # the deadline (offset date-time); submissions after it are late
+    late_penalty_per_day: float = 0.0  # fraction of the assignment's points lost per started day late
+    late_penalty_max: float = 1.0  # the most a late submission loses, as a fraction of the points
+
+    @property
+    def points(self) -> float:
+        """Every point of the assignment: the checks' and the manually graded questions'."""
+        return sum(c.points for c in self.checks) + sum(points for _, points in self.questions)
 
     @property
     def source(self) -> Path:
@@ -115,6 +125,39 @@ def _isolation(table: dict, where: str, default: str) -> str:
         raise ConfigError(f"{where}.min_isolation must be one of {', '.join(repr(v) for v in ISOLATION_LEVELS)}, "
                           f"got {value!r}")
     return value
+
+
+def fraction(table: dict, key: str, default: float, where: str) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(f"{where}.{key} must be a fraction of the points between 0 and 1, got {value!r}")
+    return float(value)
+
+
+def late_rule(table: dict, where: str) -> dict:
+    """``due``, ``late_penalty_per_day`` and ``late_penalty_max`` of an assignment (all optional)."""
+    due = table.get("due")
+    if due is not None and not (isinstance(due, datetime.datetime) and due.tzinfo is not None):
+        raise ConfigError(f"{where}.due must be a date and time with its UTC offset (e.g. 2026-03-20T23:59:00+10:00),"
+                          f" got {due!r}")
+    rule = {"due": due, "late_penalty_per_day": fraction(table, "late_penalty_per_day", 0.0, where),
+            "late_penalty_max": fraction(table, "late_penalty_max", 1.0, where)}
+    if due is None and "late_penalty_per_day" in table:
+        raise ConfigError(f"{where}.late_penalty_per_day needs {where}.due")
+    return rule
+
+
+def questions(table: dict, where: str) -> tuple:
+    """``[<where>.questions.<grade_id>]`` tables: the points of each manually graded answer cell."""
+    found = []
+    for name, entry in table.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where}.{name} must be a table with `points`")
+        unknown = sorted(set(entry) - {"points"})
+        if unknown:
+            raise ConfigError(f"{where}.{name}.{unknown[0]} is not a setting of a question; known: points")
+        found.append((name, _take(entry, "points", float, f"{where}.{name}")))
+    return tuple(found)
 
 
 def build_check(cls, name: str, table: dict, where: str):
@@ -212,6 +255,8 @@ def load(path: Path | str = DEFAULT_CONFIG) -> Course:
             registry=registry,
             student_packages=tuple(_take(table, "student_packages", list, where)),
             min_isolation=_isolation(table, where, course_isolation),
+            questions=questions(table.get("questions", {}), f"{where}.questions"),
+            **late_rule(table, where),
         )
     if not assignments:
         raise ConfigError(f"{path}: no [assignments.<id>] table")

@@ -81,8 +81,11 @@ class ClassStats:
 
 
 def results_dir(path: Path) -> Path:
-    """Accept the course directory or its ``autograded/`` folder."""
-    return path / "autograded" if (path / "autograded").is_dir() else path
+    """Accept the course directory or its ``results/`` folder (``autograded/`` of a course graded before)."""
+    for name in ("results", "autograded"):
+        if (path / name).is_dir() and any((path / name).glob("*/*/results.json")):
+            return path / name
+    return path
 
 
 def report_path(out: Path, assignment) -> Path:
@@ -160,7 +163,7 @@ def pass_rate_bars(stats: ClassStats) -> str:
     return base64_png(fig)
 
 
-def render_report(stats: ClassStats) -> str:
+def render_report(stats: ClassStats, sections: str = "") -> str:
     """The class report: self-contained HTML (inline CSS, plots as data URIs), numbers only, no student code."""
     from autograder.feedback import STYLE, text
 
@@ -193,13 +196,16 @@ def render_report(stats: ClassStats) -> str:
         f"<p>The grader itself failed on these submissions: fix the cause, then run <code>grade-all --regrade</code>"
         f" or grade them one by one.</p><table><tr><th>student</th><th>error</th></tr>{rows}</table>" if rows
         else "<p>None: every submission was graded.</p>"))
+    parts.append(sections)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Class report: {text(stats.title)}"
             f"</title><style>{STYLE}{REPORT_STYLE}</style></head><body>{''.join(parts)}</body></html>\n")
 
 
-def write_report(out: Path, assignment, rows: list[tuple[str, dict]]) -> Path:
+def write_report(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> Path:
+    from autograder.teaching import sections
+
     path = report_path(out, assignment)
-    write_atomic(path, render_report(class_stats(rows, assignment)))
+    write_atomic(path, render_report(class_stats(rows, assignment), sections(out, assignment, rows, roster)))
     return path
 
 
@@ -208,12 +214,16 @@ def rebuild(directory: Path, assignment) -> Path:
     batch, or after regrading one student by hand). Returns the grades CSV."""
     from autograder.batch import write_outputs
 
+    from autograder import gradebook
+
     out = results_dir(directory)
     rows = read_rows(out, assignment)
     if not rows:
         raise FileNotFoundError(f"no {assignment.id} results under {out} (expected <student>/{assignment.id}/"
                                 "results.json, as grade-all writes them)")
-    return write_outputs(out, assignment, rows)
+    course = out.parent  # the course folder, whose gradebook holds the roster
+    roster = gradebook.roster(gradebook.nbgrader_settings(course)) if gradebook.is_nbgrader_course(course) else []
+    return write_outputs(out, assignment, rows, roster)
 
 
 # ------------------------------------------------------------------------------------------------ Gradescope zip

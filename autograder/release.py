@@ -7,8 +7,9 @@ assignment's content packages (``Assignment.packages``: its checks, drivers and 
 ``requirements.txt`` for the student's own machine. The reference code and the named mistakes stay with the grader.
 
 nbgrader's settings (course id, course root, a throwaway gradebook) are derived from course.toml here; there is no
-nbgrader_config.py to keep in sync. The gradebook lives in a temporary directory: generate_assignment needs one to
-record the assignment, but the course keeps its grades in results.json files, not in nbgrader's database.
+nbgrader_config.py to keep in sync. nbgrader gets the source with a grade cell per check and the questions' points
+from course.toml (``gradebook.nbgrader_notebook``). The gradebook here is a throwaway; an nbgrader course's own
+gradebook is written by ``grade-all`` (``gradebook.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gradekit import checks
 from gradekit.protocol import plain
 
 from autograder.config import KIT
+from autograder.gradebook import write_nbgrader_source
 from autograder.notebook import cell_source, graded_cells
 from autograder.reference import reference
 MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
@@ -52,9 +54,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
         (course_dir / "source" / assignment.id).mkdir(parents=True)
-        nb = nbformat.read(assignment.source, as_version=4)
-        nb.cells.insert(0, submission_cell(assignment))
-        nbformat.write(nb, course_dir / "source" / assignment.id / assignment.notebook)
+        write_nbgrader_source(assignment, course_dir / "source" / assignment.id)  # + grade cells, points, submit cell
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
         proc = subprocess.run(nbgrader_args(course, assignment, course_dir, course_dir / "gradebook.db"),
                               cwd=course_dir, env=env, capture_output=True, text=True, timeout=300)
@@ -85,7 +85,9 @@ def submission_cell(assignment):
             "it on Gradescope, or leave it in your assignment folder and submit it in Jupyter's Assignments tab if your "
             f"course uses nbgrader.\n\n**What is graded.** Only the graded cells: {graded}. Each is run **on its own** "
             "after the setup cell, in a fresh Python, so everything a function needs must be inside its cell; the rest "
-            "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited copies.\n\n"
+            "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited "
+            "copies." + (" The reflection questions at the end are graded by a person." if assignment.questions
+                         else "") + "\n\n"
             f"**Check before you submit.** Run the `check(...)` cells, or `python -m gradekit {assignment.notebook}` "
             "in this folder (first `pip install -r requirements.txt`): the grader's own rules on the public cases; "
             "hidden cases exist.")

@@ -38,13 +38,13 @@ def run_batch(root, *extra):
 
 
 def scores(root):
-    with open(root / "autograded" / "grades-week03_policy_gradients.csv") as f:
+    with open(root / "results" / "grades-week03_policy_gradients.csv") as f:
         return {row["student"]: float(row["score"]) for row in csv.DictReader(f)}
 
 
 def test_killed_batch_resumes_with_identical_grades(assignment, tmp_path):
     expected = make_class(assignment, tmp_path)
-    results = lambda s: tmp_path / "autograded" / s / assignment.id / "results.json"  # noqa: E731
+    results = lambda s: tmp_path / "results" / s / assignment.id / "results.json"  # noqa: E731
     proc = run_batch(tmp_path)
     deadline = time.monotonic() + 120
     while not any(results(s).exists() for s in ("ada", "bob", "cy")) and time.monotonic() < deadline:
@@ -65,7 +65,7 @@ def test_killed_batch_resumes_with_identical_grades(assignment, tmp_path):
     assert "students: 5, graded: 5, autograder errors: 0" in out
     assert "No file policy_gradients.ipynb was submitted" in results("eve").read_text()
     assert "not a Jupyter notebook" in results("dee").read_text()
-    assert not list((tmp_path / "autograded").rglob("*.tmp"))
+    assert not list((tmp_path / "results").rglob("*.tmp"))
 
 
 def test_regrade_is_identical(assignment, tmp_path):

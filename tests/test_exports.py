@@ -138,7 +138,7 @@ class Tables(HTMLParser):
 
 def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_path, capsys):
     """Three students on the three fast exactness checks: full marks, one bug, blank. Then a fourth whose grading
-    errored, and ``report`` rebuilds everything from the autograded folder."""
+    errored, and ``report`` rebuilds everything from the results folder."""
     checks = ["policy_gradient_update_exact", "pg_loss_exact", "discounted_returns_exact"]
     folder = lambda s: tmp_path / "submitted" / s / assignment.id  # noqa: E731
     for student in ("ada", "bob", "cy"):
@@ -148,7 +148,7 @@ def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_pa
     fill_release(assignment, folder("cy") / assignment.notebook,
                  load_variant(CATALOGUE / "bugs" / "pg_loss_prob_not_log.py")[0])
     assert main(["grade-all", str(tmp_path), "--jobs", "2", *[a for name in checks for a in ("--check", name)]]) == 0
-    out = tmp_path / "autograded"
+    out = tmp_path / "results"
     report = out / f"report-{assignment.id}.html"
     assert f"report: {report}" in capsys.readouterr().out
 
@@ -161,7 +161,7 @@ def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_pa
             assert base64.b64decode(src.removeprefix("data:image/png;base64,"))[:8] == b"\x89PNG\r\n\x1a\n"
         return parsed.tables, page
 
-    (rates, slowest), page = tables()
+    (rates, slowest, mistakes, students), page = tables()  # the last two: tests/test_nbgrader_course.py
     assert "3 students: 3 graded, autograder errors: 0" in page
     assert "mean <b>4.33</b>, median <b>5</b>, min 0, max 8 of 8 points; full marks: 1" in page
     assert [(r[0], r[3], r[4]) for r in rates[1:]] == [
@@ -172,10 +172,12 @@ def test_class_report_after_a_batch_and_rebuilt_with_an_error(assignment, tmp_pa
     expected = sorted(seconds, key=lambda s: (-seconds[s], s))
     assert [(r[0], float(r[1])) for r in slowest[1:]] == [(s, seconds[s]) for s in expected]
     assert "None: every submission was graded." in page
+    assert mistakes[1:] == [["pg_loss_exact", "the loss uses the probability instead of its logarithm", "1"]]
+    assert [row[:3] for row in students[1:]] == [["ada", "graded", "8"], ["bob", "graded", "0"], ["cy", "graded", "5"]]
 
     write_json(out / "dan" / assignment.id / "results.json", error_results(assignment, RuntimeError("kernel gone")))
     assert main(["report", str(tmp_path), "--assignment", assignment.id]) == 0
-    (rates_after, _, errors), page = tables()
+    (rates_after, _, errors, _, _), page = tables()
     assert "4 students: 3 graded, autograder errors: 1" in page
     assert rates_after == rates, "an errored student is not a failed one"
     assert errors[1] == ["dan", "RuntimeError('kernel gone')"]

@@ -1,0 +1,430 @@
+"""nbgrader as the instructor's home: grade cells for the checks, the gradebook, late work and nbgrader's feedback.
+
+**Grade cells.** ``nbgrader_notebook`` is the source notebook as nbgrader sees it: one autograder-test cell per check
+(nbgrader ``grade: true, solution: false, locked: true``, ``grade_id`` = the check's name, ``points`` from
+course.toml), placed after the public-check cell of the check's function, and the points of the reflection questions
+(manually graded markdown answer cells) from course.toml. ``release.py`` gives nbgrader this notebook, so course.toml
+stays the one place for points and the committed source carries no copy of them. A check's cell runs its public check,
+so nbgrader's Validate fails, with the check's message, on what the public checks fail; a grader-only check's cell is a
+comment. ``write_course_source`` puts the same notebook and the release's public-check files into an nbgrader course's
+``source/<assignment>/``, for an instructor who runs ``nbgrader generate_assignment`` there.
+
+**Gradebook.** ``grade-all`` on an nbgrader course (a folder with ``nbgrader_config.py`` or ``gradebook.db``; the
+instructor's own settings are read from ``nbgrader_config.py``) writes each check's score as the ``auto_score`` of its
+grade cell, marks answered reflection questions as needing a manual grade (an unanswered one gets 0, as nbgrader does),
+sets the submission's timestamp from nbgrader's ``timestamp.txt`` and its ``late_submission_penalty`` from the rule in
+course.toml. Manual scores that a person already gave are never touched. The check cells fail under ``nbgrader
+autograde`` (``NBGRADER_EXECUTION``), so nbgrader never scores a check itself; run ``grade-all`` after it if you run
+both (results that are up to date are not regraded, only written back).
+
+**results.json** gets ``extra_data.late`` (``timestamp.txt`` against course.toml's ``due``) and
+``extra_data.answers`` (the reflection answers) from ``annotate``, called by ``grade``; in an nbgrader course the
+lateness is the gradebook's, so an extension granted there counts.
+
+**Feedback.** Our files stay in ``results/<student>/<assignment>/`` (nbgrader's ``autograde --force`` deletes its
+``autograded/`` folders and ``generate_feedback --force`` its ``feedback/`` folders). For nbgrader's feedback,
+``grade-all`` also writes the autograded notebook: each check's cell shows its verdict and message, and a first cell
+holds our feedback page, so ``nbgrader generate_feedback`` and ``release_feedback`` carry it to the student inside
+``<notebook>.html``; a copy of ``feedback.html`` lands beside it in ``feedback/<student>/<assignment>/``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import math
+import re
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.config import ConfigError
+from autograder.notebook import graded_cells
+
+IMPORT_CHECK = re.compile(r"^\s*from\s+[\w.]+\s+import\s+check\s*$", re.MULTILINE)
+DEFAULT_IMPORT = "from gradekit import check"
+FEEDBACK_CELL = "autograder-feedback"  # id of the first cell of the autograded notebook: our feedback page
+
+
+# -------------------------------------------------------------------------------------------- grade cells at release
+def nbgrader_meta(grade_id: str, **flags) -> dict:
+    return {"nbgrader": {"grade": False, "grade_id": grade_id, "locked": False, "schema_version": 3,
+                         "solution": False, "task": False, **flags}}
+
+
+def check_cell_source(check, import_line: str, public: bool) -> str:
+    """The cell's code. Under ``nbgrader autograde`` it fails, so nbgrader never gives a check's points itself (a
+    pass there would only mean the public cases passed); ``grade-all`` writes the grader's score afterwards."""
+    head = (f'# Graded by the course\'s autograder after you submit: "{check.title}", {check.points:g} point(s).\n'
+            "import os as _os\n"
+            "assert _os.environ.get('NBGRADER_EXECUTION') != 'autograde', 'scored by the course autograder (grade-all)'"
+            "\n")
+    if not public:
+        return head + ("# A grader-only check: it has no public version, so Validate does not run it here. Do not "
+                       "edit this cell.\n")
+    return head + (
+        "# Validate runs its public check here (the fixed cases; the grader adds hidden ones) and fails with the "
+        "check's\n# message if it fails. Do not edit this cell.\n"
+        "import contextlib as _contextlib, io as _io\n"
+        f"{import_line}\n"
+        "with _contextlib.redirect_stdout(_io.StringIO()) as _out:\n"
+        f"    _passed = check({check.name!r})\n"
+        "_message = _out.getvalue().split('\\n\\n', 1)[-1]  # without the header the check cells above print\n"
+        "print(_message)\n"
+        f"assert _passed, 'the public check {check.name} failed:\\n' + _message\n")
+
+
+def check_cell(check, import_line: str, public: bool) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(check_cell_source(check, import_line, public),
+                                     metadata=nbgrader_meta(check.name, grade=True, locked=True,
+                                                            points=check.points))
+    cell["id"] = f"test-{check.name}".replace("_", "-")
+    return cell
+
+
+def anchor(nb, function: str) -> int:
+    """Index after the graded cell of ``function`` and the public-check cells right below it."""
+    ids = [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    if function not in ids:
+        raise ConfigError(f"graded cell `{function}` is not in the source notebook")
+    at = len(ids) - ids[::-1].index(function)
+    while at < len(nb.cells) and nb.cells[at].cell_type == "code" and IMPORT_CHECK.search(nb.cells[at].source):
+        at += 1
+    return at
+
+
+def nbgrader_notebook(assignment) -> nbformat.NotebookNode:
+    """The source notebook with a grade cell per check and the questions' points, both from course.toml."""
+    nb = nbformat.read(assignment.source, as_version=4)
+    cells = graded_cells(nb)
+    where = f"assignments.{assignment.id}.questions"
+    for name, points in assignment.questions:
+        found = cells.get(name, [])
+        meta = found[0].metadata["nbgrader"] if found else {}
+        if not (found and found[0].cell_type == "markdown" and meta.get("solution") and meta.get("grade")):
+            raise ConfigError(f"{where}.{name}: the source notebook has no manually graded answer cell with this "
+                              "grade_id (a markdown cell with nbgrader solution and grade set)")
+        meta["points"] = points
+    for name, found in cells.items():
+        meta = found[0].metadata["nbgrader"]
+        if meta.get("grade") and meta.get("solution") and name not in dict(assignment.questions):
+            raise ConfigError(f"{where}.{name} is missing: the source notebook has a manually graded cell `{name}`")
+    taken = set(cells) - set(assignment.graded_cells) - {q for q, _ in assignment.questions}
+    clash = sorted(taken & {c.name for c in assignment.checks})
+    if clash:
+        raise ConfigError(f"assignments.{assignment.id}.checks.{clash[0]}: a cell of the source notebook already has "
+                          "this grade_id")
+    imports = [m.group(0).strip() for c in nb.cells if c.cell_type == "code" for m in [IMPORT_CHECK.search(c.source)]
+               if m]
+    import_line = imports[0] if imports else DEFAULT_IMPORT
+    placed: dict[int, list] = {}
+    for check in assignment.checks:
+        at = max(anchor(nb, f) for f in check.functions)
+        placed.setdefault(at, []).append(check_cell(check, import_line, check.public))
+    for at in sorted(placed, reverse=True):
+        nb.cells[at:at] = placed[at]
+    return nb
+
+
+def write_nbgrader_source(assignment, folder: Path) -> Path:
+    """What nbgrader's generate_assignment gets: ``nbgrader_notebook`` after the release's submission cell."""
+    from autograder.release import submission_cell
+
+    nb = nbgrader_notebook(assignment)
+    nb.cells.insert(0, submission_cell(assignment))
+    path = Path(folder) / assignment.notebook
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def check_order(assignment) -> list[str]:
+    """The checks' names in the order of their grade cells in the notebook."""
+    order = [c.metadata["nbgrader"]["grade_id"] for c in nbgrader_notebook(assignment).cells
+             if c.metadata.get("nbgrader", {}).get("grade_id") in {k.name for k in assignment.checks}]
+    return order
+
+
+def write_course_source(course, assignment, course_dir: Path) -> Path:
+    """``source/<assignment>/`` of an nbgrader course: the nbgrader notebook and every other file of our release (the
+    public checks), so the instructor's own ``nbgrader generate_assignment`` makes the same release."""
+    import tempfile
+
+    from autograder.release import generate
+
+    settings = nbgrader_settings(Path(course_dir))
+    target = Path(settings.root) / "source" / assignment.id
+    with tempfile.TemporaryDirectory() as tmp:
+        released = generate(course, assignment, Path(tmp)).parent
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(released.rglob("*")):
+            if path.is_file() and path.suffix != ".ipynb" and "__pycache__" not in path.parts:
+                (target / path.relative_to(released)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / path.relative_to(released))
+    return write_nbgrader_source(assignment, target)
+
+
+# ---------------------------------------------------------------------------------------------- the nbgrader course
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    course_id: str
+    db_url: str
+    submitted: Path
+    autograded: Path
+    feedback: Path
+
+    @property
+    def has_gradebook(self) -> bool:
+        if not self.db_url.startswith("sqlite:///"):
+            return True
+        return Path(self.db_url.removeprefix("sqlite:///")).exists()
+
+
+def nbgrader_settings(course_dir: Path) -> Settings:
+    """The course's nbgrader settings, from its ``nbgrader_config.py`` if it has one (as nbgrader reads it when run
+    in that folder), else nbgrader's defaults for that folder."""
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_dir = Path(course_dir).resolve()
+    config = Config()
+    if (course_dir / "nbgrader_config.py").exists():
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    # nbgrader's root defaults to the folder it runs in, and a relative one is relative to it: the course folder
+    config.CourseDirectory.root = str(course_dir / config.CourseDirectory.get("root", "."))
+    coursedir = CourseDirectory(config=config)
+    root = Path(coursedir.root)
+    return Settings(root, coursedir.course_id or "default_course", coursedir.db_url,
+                    root / coursedir.submitted_directory, root / coursedir.autograded_directory,
+                    root / coursedir.feedback_directory)
+
+
+def is_nbgrader_course(course_dir: Path) -> bool:
+    return (Path(course_dir) / "nbgrader_config.py").exists() or (Path(course_dir) / "gradebook.db").exists()
+
+
+# ------------------------------------------------------------------------------------------------------- late work
+def read_timestamp(folder: Path) -> datetime.datetime | None:
+    """nbgrader's ``timestamp.txt`` of a submission, as a naive UTC datetime (nbgrader's own parser), or None."""
+    from nbgrader.utils import parse_utc
+
+    path = Path(folder) / "timestamp.txt"
+    try:
+        text = path.read_text().strip()
+        return parse_utc(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def utc_naive(moment: datetime.datetime) -> datetime.datetime:
+    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def late_entry(assignment, timestamp: datetime.datetime | None, seconds_late: float | None = None) -> dict | None:
+    """The late flag and penalty of a submission (results.json ``extra_data.late``), or None without a due date.
+
+    ``seconds_late`` comes from nbgrader's gradebook when there is one (so an extension granted there counts);
+    otherwise it is the timestamp minus the due date. The penalty is ``late_penalty_per_day`` of the assignment's
+    points per started day, at most ``late_penalty_max`` of them."""
+    if assignment.due is None:
+        return None
+    if seconds_late is None:
+        seconds_late = 0.0 if timestamp is None else (timestamp - utc_naive(assignment.due)).total_seconds()
+    seconds_late = max(0.0, float(seconds_late))
+    days = math.ceil(seconds_late / 86400)
+    fraction = min(assignment.late_penalty_max, assignment.late_penalty_per_day * days)
+    return {"due": assignment.due.isoformat(), "timestamp": timestamp.isoformat() + "Z" if timestamp else None,
+            "late": seconds_late > 0, "seconds_late": round(seconds_late), "days_late": days,
+            "penalty": round(fraction * assignment.points, 4),
+            "rule": f"{assignment.late_penalty_per_day:g} of {assignment.points:g} points per started day, at most "
+                    f"{assignment.late_penalty_max:g}"}
+
+
+def annotate(results: dict, notebook: Path, assignment, seconds_late: float | None = None) -> dict:
+    """results.json with ``extra_data.late`` (when the submission has nbgrader's timestamp.txt and course.toml a due
+    date) and ``extra_data.answers`` (the reflection answers, when the assignment has questions)."""
+    extra = dict(results.get("extra_data", {}))
+    folder = Path(notebook) if Path(notebook).is_dir() else Path(notebook).parent
+    timestamp = read_timestamp(folder)
+    if (folder / "timestamp.txt").exists() or seconds_late is not None:
+        late = late_entry(assignment, timestamp, seconds_late)
+        if late is not None:
+            extra["late"] = late
+    if assignment.questions:
+        extra["answers"] = answers(Path(notebook), assignment)
+    return results | {"extra_data": extra}
+
+
+# ------------------------------------------------------------------------------------------------ answers to extract
+def answers(notebook_path: Path, assignment) -> dict[str, str | None]:
+    """The student's answer to each reflection question; None when the cell is missing or still the release's."""
+    from nbgrader.utils import compute_checksum
+
+    try:
+        if not Path(notebook_path).is_file():
+            raise FileNotFoundError(notebook_path)
+        nb = nbformat.read(notebook_path, as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable or missing submission has no answers; its grade says why
+        return {name: None for name, _ in assignment.questions}
+    cells = graded_cells(nb)
+    found = {}
+    for name, _ in assignment.questions:
+        cell = cells.get(name, [None])[-1]
+        meta = cell.metadata.get("nbgrader", {}) if cell is not None else {}
+        unchanged = cell is not None and "checksum" in meta and meta["checksum"] == compute_checksum(cell)
+        text = cell.source.strip() if cell is not None else ""
+        found[name] = None if cell is None or unchanged or not text or text == "YOUR ANSWER HERE" else text
+    return found
+
+
+# ------------------------------------------------------------------------------------------------------ the gradebook
+class GradebookError(RuntimeError):
+    pass
+
+
+def open_gradebook(settings: Settings):
+    from nbgrader.api import Gradebook
+
+    return Gradebook(settings.db_url, settings.course_id)
+
+
+def ensure_cells(gb, assignment) -> None:
+    """The assignment's notebook and grade cells in the gradebook, with course.toml's points. Normally
+    ``nbgrader generate_assignment`` made them from the release notebook; cells it did not know are added."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        gb.find_assignment(assignment.id)
+    except MissingEntry as exc:
+        raise GradebookError(f"the gradebook has no assignment {assignment.id!r}: run nbgrader generate_assignment "
+                             f"{assignment.id} in the course folder first") from exc
+    if assignment.due is not None:
+        gb.update_or_create_assignment(assignment.id, duedate=utc_naive(assignment.due))
+    name = Path(assignment.notebook).stem
+    gb.update_or_create_notebook(name, assignment.id)
+    for check in assignment.checks:
+        gb.update_or_create_grade_cell(check.name, name, assignment.id, max_score=float(check.points),
+                                       cell_type="code")
+    for question, points in assignment.questions:
+        gb.update_or_create_grade_cell(question, name, assignment.id, max_score=float(points), cell_type="markdown")
+        try:
+            gb.find_solution_cell(question, name, assignment.id)
+        except MissingEntry:
+            gb.add_solution_cell(question, name, assignment.id)
+
+
+def roster(settings: Settings) -> list[str]:
+    if not settings.has_gradebook:
+        return []
+    with open_gradebook(settings) as gb:
+        return sorted(s.id for s in gb.students)
+
+
+def grade_row(gb, name: str, notebook, assignment, submitted):
+    """The Grade of cell ``name`` in a submitted notebook, made if the cell was added after the submission."""
+    from nbgrader.api import Grade, MissingEntry
+
+    try:
+        return gb.find_grade(name, notebook, assignment.id, submitted.student.id)
+    except MissingEntry:
+        cell = gb.find_graded_cell(name, notebook, assignment.id)
+        grade = Grade(cell_id=cell.id, notebook=submitted)
+        gb.db.add(grade)
+        return grade
+
+
+def sync_student(gb, assignment, student: str, results: dict, timestamp, notebook_path: Path | None) -> dict | None:
+    """Write one student's grade into the gradebook; return the late entry (from the gradebook's lateness)."""
+    from nbgrader.api import Comment, MissingEntry
+
+    gb.update_or_create_student(student)
+    kwargs = {"timestamp": timestamp} if timestamp else {}
+    with warnings.catch_warnings():  # nbgrader's add_submission trips SQLAlchemy's autoflush warnings; harmless
+        warnings.simplefilter("ignore")
+        submission = gb.update_or_create_submission(assignment.id, student, **kwargs)
+    seconds_late = submission.total_seconds_late if timestamp else 0.0
+    late = late_entry(assignment, timestamp, seconds_late)
+    name = Path(assignment.notebook).stem
+    submitted = gb.find_submission_notebook(name, assignment.id, student)
+    tests = {t["name"]: t for t in results.get("tests", [])}
+    failed = "autograder_error" in results.get("extra_data", {})
+    for check in assignment.checks:
+        grade = grade_row(gb, check.name, name, assignment, submitted)
+        test = tests.get(check.title)
+        if failed or test is None:  # the grader failed, or did not run this check (--check): a person looks
+            grade.auto_score = 0.0 if failed else None
+            grade.needs_manual_grade = True
+            continue
+        grade.auto_score = float(test["score"])
+        grade.needs_manual_grade = grade.manual_score is not None  # as nbgrader: a manual score is reviewed again
+    given = answers(notebook_path, assignment) if notebook_path else {}
+    for question, _ in assignment.questions:
+        grade = grade_row(gb, question, name, assignment, submitted)
+        if grade.manual_score is not None:
+            continue  # a person graded it already
+        answered = given.get(question) is not None
+        grade.auto_score = None if answered else 0.0
+        grade.needs_manual_grade = answered
+        try:
+            comment = gb.find_comment(question, name, assignment.id, student)
+        except MissingEntry:
+            comment = Comment(cell_id=gb.find_solution_cell(question, name, assignment.id).id, notebook=submitted)
+            gb.db.add(comment)
+        comment.auto_comment = None if answered else "No response."
+    submitted.late_submission_penalty = late["penalty"] if late and late["late"] else None
+    gb.db.commit()
+    return late
+
+
+# ------------------------------------------------------------------------------------- nbgrader's feedback notebook
+def feedback_iframe(page: str) -> str:
+    return (f"<iframe title='autograder feedback' style='width:100%;height:90vh;border:1px solid #ccc' "
+            f"srcdoc=\"{html.escape(page, quote=True)}\"></iframe>")
+
+
+def write_autograded(settings: Settings, assignment, student: str, results: dict, page: Path | None) -> Path | None:
+    """nbgrader's ``autograded/<student>/<assignment>/<notebook>``, for ``generate_feedback``: nbgrader's own if
+    ``nbgrader autograde`` made one, else the submitted notebook; each check's cell shows the grader's verdict and
+    message, and a first cell holds the feedback page. Returns the notebook's path (None without a submission)."""
+    source_dir = settings.submitted / student / assignment.id
+    target_dir = settings.autograded / student / assignment.id
+    existing = target_dir / assignment.notebook
+    base = existing if existing.exists() else source_dir / assignment.notebook
+    try:
+        nb = nbformat.read(base, as_version=4)
+    except Exception:  # noqa: BLE001 - nothing readable to annotate; the gradebook still has the scores
+        return None
+    if not existing.exists() and source_dir.is_dir():
+        for path in source_dir.iterdir():
+            if path.is_file() and path.suffix != ".ipynb" and not (target_dir / path.name).exists():
+                target_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target_dir / path.name)
+    tests = {t["name"]: t for t in results.get("tests", [])}
+    by_name = {check.name: check for check in assignment.checks}
+    nb.cells = [c for c in nb.cells if c.get("id") != FEEDBACK_CELL]
+    for cell in nb.cells:
+        check = by_name.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        if check is None or cell.cell_type != "code":
+            continue
+        test = tests.get(check.title)
+        text = (f"{'✓ passed' if test['status'] == 'passed' else '✗ failed'}  {check.title}: {test['score']:g} / "
+                f"{test['max_score']:g}\n{test.get('output', '')}\n" if test else
+                f"{check.title}: not graded ({results.get('output', '')})\n")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+    if page is not None and page.exists():
+        shown = page.read_text()
+        cell = nbformat.v4.new_code_cell("# Feedback from the course's autograder (also in feedback.html)")
+        cell["id"] = FEEDBACK_CELL
+        cell.outputs = [nbformat.v4.new_output("display_data", data={
+            "text/html": feedback_iframe(shown), "text/plain": "the autograder's feedback page (feedback.html)"})]
+        nb.cells.insert(0, cell)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(page, target_dir / "feedback.html")
+    target_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, existing)
+    return existing
