@@ -220,12 +220,12 @@ _REPORT = _report(_found)
 '''
     fill_release(strict, bob / strict.notebook, {"pg_loss": pg_loss_reporting(attack)})
     grade_all(course, strict, ROOT / "course.toml", jobs=2, only=["pg_loss_exact", CORRECT], progress=False)
-    results = (course / "autograded" / "bob" / strict.id / "results.json").read_text()
-    page = (course / "autograded" / "bob" / strict.id / "feedback.html")
+    results = (course / "results" / "bob" / strict.id / "results.json").read_text()
+    page = (course / "results" / "bob" / strict.id / "feedback.html")
     output = next(t["output"] for t in json.loads(results)["tests"] if "pg_loss" in t["name"] or "loss" in t["name"])
     assert "LEAKS n=0 " in results, output
     assert secret not in results and (not page.exists() or secret not in page.read_text())
-    assert json.loads((course / "autograded" / "alice" / strict.id / "results.json").read_text())["score"] > 0
+    assert json.loads((course / "results" / "alice" / strict.id / "results.json").read_text())["score"] > 0
 
 
 # --- network --------------------------------------------------------------------------------------------------------
