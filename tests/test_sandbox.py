@@ -579,11 +579,12 @@ def test_as_root_the_sandbox_runs_as_a_uid_of_its_own(strict, tmp_path):
 
 
 def gradescope_like_copy(strict, folder: Path) -> Path:
-    """The course as the fallback's deployment rule wants it: the engine world-readable, everything grader-only
-    (course.toml, source/, release/) owner-only, as root."""
+    """The course as the fallback's deployment rule wants it: the engine, the kit and the content world-readable,
+    everything grader-only (course.toml, source/, release/) owner-only, as root."""
     course = folder / "autograder"
     course.mkdir()
-    shutil.copytree(ROOT / "autograder", course / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("autograder", "gradekit", "assignments"):
+        shutil.copytree(ROOT / package, course / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "course.toml", course / "course.toml")
     os.chmod(course / "course.toml", 0o600)
     for sub in ("source", "release"):
