@@ -259,7 +259,7 @@ class StateValueBaselineExact(ExactCheck):
         want, have = np.asarray(expected["baseline"]), np.asarray(got["baseline"], dtype=float)
         if have.shape != want.shape or not np.allclose(have, want, rtol=0, atol=self.atol):
             return f"Baseline b_t: expected {fmt(want)}, got {fmt(have)}."
-        if got.get("carries_grad"):
+        if got.get("carries_grad") and not expected.get("carries_grad"):
             return "The baseline carries a gradient (it requires grad): it must be a constant, e.g. built with " \
                    "torch.tensor from the table's numbers."
         want_table, have_table = dict(expected["table"]), dict(got["table"])
@@ -356,7 +356,7 @@ class ChainBaselineLearns(ChainReinforceLearns):
     driver: ClassVar = staticmethod(drivers.chain_baseline_run)
     metric_name: ClassVar[str] = "mean return of the last 50 episodes with your baseline"
     baselined: ClassVar[bool] = True
-    max_ratio: float = 0.8  # variance of G_t − b_t / variance of G_t, over the steps of a run
+    max_ratio: float = 0.6  # variance of G_t − b_t / variance of G_t, over the steps of a run
     baseline_runs: int = 2  # seeds also trained without the baseline, for the feedback figure only
 
     def settings(self):

@@ -49,8 +49,6 @@ def _baseline(states, returns, table, step, read="before", update="running", key
     """The state-value baseline, with one thing changed: when the table is read, or how it is updated."""
     returns = [float(g) for g in returns]
     values = [float(table.get(key(s), 0.0)) for s in states] if read == "before" else []
-    if read == "returns":
-        values = list(returns)
     for s, g in zip(states, returns):
         k = key(s)
         if read == "during":
@@ -129,7 +127,7 @@ MISTAKES: dict[type, dict[str, Callable]] = {  # check class -> {hint: wrong imp
     },
     StateValueBaselineExact: {
         "the baseline is this episode's own return G_t (the advantages are then all zero); b_t must come from "
-        "earlier episodes": lambda st, g, t, step: _baseline(st, g, t, step, read="returns"),
+        "earlier episodes": lambda st, g, t, step: (_baseline(st, g, t, step), torch.as_tensor(g).clone())[1],
         "the table is updated before the baseline is read, so b_t already contains this episode's returns; read "
         "every b_t first, then update": lambda st, g, t, step: _baseline(st, g, t, step, read="after"),
         "the table is updated step by step while the baseline is read, so a later step's b_t already contains this "
