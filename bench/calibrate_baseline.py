@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -63,7 +62,7 @@ def main() -> None:
           f"{ratios.max():.3f}, 99.9% {np.quantile(ratios, 0.999):.3f}, 99% {np.quantile(ratios, 0.99):.3f}, median "
           f"{np.median(ratios):.3f}; pass {passes}/{len(rows)} (95% lower bound {low:.4f}); rule {check.min_passing} "
           f"of {len(check.seeds)}: false-fail ≤ {binom_cdf_below(check.min_passing, len(check.seeds), low):.2e}")
-    if math.isnan(returns).any():
+    if np.isnan(returns).any() or np.isnan(ratios).any():
         print("some seeds failed to run")
 
 
