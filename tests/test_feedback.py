@@ -21,7 +21,7 @@ from autograder.results import FIGURE_DATA, gradescope
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
 ONLY = {"policy_gradient_update_exact", "bandit_table_learns", "pg_loss_exact", "baseline_reduces_variance",
-        "chain_reinforce_learns"}
+        "chain_reinforce_learns", "chain_baseline_learns"}
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -41,9 +41,9 @@ def pages(assignment, tmp_path_factory):
 
 
 @pytest.mark.parametrize("label, plots, message", [
-    ("reference", 2, "<b>Variance ratio with / without the baseline: 0.670"),
+    ("reference", 3, "<b>Variance ratio with / without the baseline: 0.670"),
     ("blank", 0, "is not implemented yet"),
-    ("bug", 2, "Likely mistake: the sign is flipped"),
+    ("bug", 3, "Likely mistake: the sign is flipped"),
 ])
 def test_page_shows_plots_and_messages(pages, label, plots, message):
     report, page = pages[label]
@@ -65,7 +65,8 @@ def test_failed_exactness_check_lists_wrong_cases(pages):
 
 def test_behaviour_figures_are_the_lecture_views(assignment, pages):
     """Bandit: draw_plots' three views (action probabilities, reward per step, total reward per run); chain: return
-    and loss per episode, without the baseline (graded) and with it (feedback-only runs), yours and the reference's."""
+    and loss per episode without a baseline (chain_reinforce_learns' graded runs) and with the student's baseline
+    (chain_baseline_learns' graded runs, against its feedback-only runs without it), yours and the reference's."""
     report, _ = pages["reference"]
     data = {r.name: r.data for r in report.results}
     bandit = data["bandit_table_learns"]["runs"]
@@ -75,13 +76,31 @@ def test_behaviour_figures_are_the_lecture_views(assignment, pages):
     assert [ax.get_xlabel() for ax in fig.axes] == ["Time step", "Time step", "Seed (one run each)"]
     assert [ax.get_ylabel() for ax in fig.axes] == ["Action probability", "Reward", "Total reward"]
     chain = data["chain_reinforce_learns"]
-    assert len(chain["feedback_runs"]) == 2 and all(len(r["losses"]) == 500 for r in chain["feedback_runs"])
-    reference = feedback.reference_runs(assignment, "chain_reinforce_learns")
-    fig = plots.figure(assignment.check("chain_reinforce_learns"), chain["runs"], reference["runs"],
-                       {"runs": chain["feedback_runs"], "reference": reference["feedback_runs"]})
+    fig = plots.figure(assignment.check("chain_reinforce_learns"), chain["runs"],
+                       feedback.reference_runs(assignment, "chain_reinforce_learns")["runs"])
     assert [ax.get_ylabel() for ax in fig.axes] == ["Episode return", "Episode loss"]
+    baselined = data["chain_baseline_learns"]
+    assert len(baselined["feedback_runs"]) == 2 and all(len(r["losses"]) == 500 for r in baselined["feedback_runs"])
+    assert all("variance_ratio" in r for r in baselined["runs"])
+    reference = feedback.reference_runs(assignment, "chain_baseline_learns")
+    fig = plots.figure(assignment.check("chain_baseline_learns"), baselined["runs"], reference["runs"],
+                       {"runs": baselined["feedback_runs"], "reference": reference["feedback_runs"]})
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Episode return", "Episode loss", "Var(G − b) / Var(G)"]
     labels = {t.get_text() for t in fig.axes[1].get_legend().get_texts()}
     assert {"your code", "reference", "your code + baseline", "reference + baseline"} <= labels
+
+
+def test_seeds_not_run_are_marked_not_drawn_as_zero(assignment):
+    """Early stopping skips seeds once the verdict is settled: their bars say "not run", a failed run says "error"."""
+    check = assignment.check("bandit_table_learns")
+    run = {"probs": [[0.9, 0.05, 0.05]] * 10, "rewards": [1.0] * 10}
+    fig = plots.figure(check, [run, None, run], [run] * 5)
+    texts = [t.get_text() for t in fig.axes[2].texts]
+    assert texts == ["error", "not run", "not run"]
+    fig = plots.figure(assignment.check("chain_baseline_learns"),
+                       [{"episode_returns": [0.5] * 20, "losses": [0.1] * 20, "variance_ratio": 0.3}] * 4,
+                       [{"episode_returns": [0.5] * 20, "losses": [0.1] * 20, "variance_ratio": 0.3}] * 5)
+    assert [t.get_text() for t in fig.axes[2].texts] == ["not run"]
 
 
 def test_results_json_stays_small(pages):

@@ -43,18 +43,62 @@ def call_returns(fn, case: dict) -> dict:
 
 
 def call_reinforce_loss(fn, case: dict) -> dict:
-    """``reinforce_loss`` on given log-probabilities; returns its gradient with respect to them."""
+    """``reinforce_loss`` on given log-probabilities; returns its gradient with respect to them.
+
+    With ``case["advantages_grad"]``, the returns (and a per-step baseline) come as tensors that require grad, as
+    if computed by a value network: the gradient with respect to them (``advantage_grad``) must then be zero."""
+    track = bool(case.get("advantages_grad"))
     log_probs = torch.tensor(case["log_probs"], dtype=torch.float32, requires_grad=True)
-    returns = torch.tensor(case["returns"], dtype=torch.float32)
+    returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=track)
     baseline = case.get("baseline", "default")
-    if baseline == "default":
-        loss = fn(log_probs, returns)
-    else:
-        loss = fn(log_probs, returns, torch.tensor(baseline, dtype=torch.float32) if isinstance(baseline, list)
-                  else baseline)
+    if isinstance(baseline, list):
+        baseline = torch.tensor(baseline, dtype=torch.float32, requires_grad=track)
+    loss = fn(log_probs, returns) if isinstance(baseline, str) else fn(log_probs, returns, baseline)
     loss = scalar_loss(loss, "the log-probabilities")
-    (grad,) = torch.autograd.grad(loss, log_probs, allow_unused=True)
-    return {"loss": float(loss.detach()), "grad": (torch.zeros_like(log_probs) if grad is None else grad).tolist()}
+    inputs = [log_probs] + [t for t in (returns, baseline) if isinstance(t, torch.Tensor) and t.requires_grad]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+    answer = {"loss": float(loss.detach()), "grad": grads[0].tolist()}
+    if track:
+        answer["advantage_grad"] = [v for g in grads[1:] for v in g.ravel().tolist()]
+    return answer
+
+
+def table_key(key) -> str:
+    """A key of the baseline's table as text (JSON keys are text): ``-1``, ``0``, ``1`` for the chain's states."""
+    try:
+        if float(key) == int(key):
+            return str(int(key))
+    except (TypeError, ValueError):
+        pass
+    return str(key)
+
+
+def read_table(table, what: str) -> dict[str, float]:
+    """The table as {key as text: value as float}; any number type (float, numpy, 0-d tensor) is fine."""
+    if not isinstance(table, dict):
+        raise ContractError(f"{what} must stay a dict (state -> value), got {type(table).__name__}")
+    out = {}
+    for key, value in table.items():
+        try:
+            out[table_key(key)] = float(value.detach() if isinstance(value, torch.Tensor) else value)
+        except (TypeError, ValueError) as exc:
+            raise ContractError(f"{what} must map states to numbers; state {key!r} maps to "
+                                f"{type(value).__name__}") from exc
+    return out
+
+
+def call_state_value_baseline(fn, case: dict) -> dict:
+    """``state_value_baseline`` on one episode and a table from earlier episodes; returns the baseline and the table
+    after the call (updated in place). ``returns`` may come as a tensor that requires grad (``returns_grad``): the
+    baseline must then carry no gradient."""
+    table = {int(s): float(v) for s, v in case["table"]}
+    returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=bool(case.get("returns_grad")))
+    baseline = fn(list(case["states"]), returns, table, case["step"])
+    carries_grad = isinstance(baseline, torch.Tensor) and baseline.requires_grad
+    value = as_vector(baseline, "the baseline", len(case["states"]))
+    after = read_table(table, "the table")
+    return {"baseline": value.ravel().tolist(), "table": sorted(after.items()), "carries_grad": carries_grad}
 
 
 # --------------------------------------------------------------------------------------------- behaviour drivers
@@ -65,6 +109,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 def bandit_table_run(fn, case: dict) -> dict:
     """The lecture's lookup-table bandit: fresh logits ``rand(3, 1)``, ``steps`` updates.
+
+    The logits are re-centred (maximum 0) after every step before the lecture ``Policy``'s clip at ±100: softmax is
+    shift-invariant, so an update that adds the same constant to all logits (correct under the contract) gives the
+    same policy, and never drifts into the clip. An update in place or returned, of any float dtype, is the same.
 
     Returns the policy after every step (``probs``, one [L, C, R] triple a step) and the reward of every step."""
     seed_everything(case["seed"])
@@ -77,7 +125,10 @@ def bandit_table_run(fn, case: dict) -> dict:
         _, reward, _, _, _ = env.step(action)
         before = logits.copy()
         returned = fn(before, action, reward, case["lr"])
-        logits = np.clip(as_vector(before if returned is None else returned, "the returned logits", 3), -100, 100)
+        logits = as_vector(before if returned is None else returned, "the returned logits", 3)
+        if not np.all(np.isfinite(logits)):
+            raise ContractError("the returned logits are not all finite numbers")
+        logits = np.clip(logits - logits.max(), -100, 100)
         if logits.shape != (3, 1):
             raise ContractError(f"returned logits of shape {logits.shape} for logits of shape (3, 1)")
         probs.append(softmax(logits).ravel().tolist())
@@ -107,17 +158,30 @@ def bandit_network_run(fn, case: dict) -> dict:
 
 
 def chain_reinforce_run(returns_fn, loss_fn, case: dict) -> dict:
-    """REINFORCE on the chain as in the lecture (one update per episode, AdamW), with bounded episodes.
+    """REINFORCE on the chain as in the lecture (one update per episode, AdamW), with bounded episodes and no baseline.
 
-    With ``case["baseline"]`` true, the notebook's state baseline is subtracted: b(s) is a running average (step
-    ``baseline_step``) of the returns seen from s in earlier episodes. Returns the undiscounted return and the loss of
-    every episode."""
+    Returns the undiscounted return and the loss of every episode."""
+    return chain_run(returns_fn, loss_fn, None, case)
+
+
+def chain_baseline_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
+    """The same REINFORCE, with the student's state-value baseline when ``case["baseline"]`` is true (without it
+    otherwise: the same run as ``chain_reinforce_run`` on that seed, shown for comparison).
+
+    With the baseline, the run also returns the count, sum and sum of squares of the weights of the log-probabilities
+    over all its steps (``weights``): the advantages G_t − b_t (``baselined``) and the returns G_t (``plain``), from
+    which the grader computes their variances."""
+    return chain_run(returns_fn, loss_fn, baseline_fn if case.get("baseline") else None, case)
+
+
+def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
     seed_everything(case["seed"])
     env = ChainEnv(max_steps=case["max_steps"])
     net = build_network([1, 3])
     optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
-    table: dict[int, float] = {}
+    table: dict = {}
     episode_returns, losses = [], []
+    weights = {key: {"n": 0, "sum": 0.0, "sumsq": 0.0} for key in ("plain", "baselined")}
     for episode in range(case["episodes"]):
         state, _ = env.reset(seed=case["seed"] * 100_000 + episode)
         states, log_probs, rewards, done = [], [], [], False
@@ -131,19 +195,28 @@ def chain_reinforce_run(returns_fn, loss_fn, case: dict) -> dict:
             done = terminated or truncated
         returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns", len(rewards)),
                                dtype=torch.float32).reshape(-1)
-        if case.get("baseline"):
-            baseline = torch.tensor([table.get(s, 0.0) for s in states], dtype=torch.float32)
-            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns, baseline), "the log-probabilities")
-            for s, g in zip(states, returns.tolist()):
-                table[s] = g if s not in table else table[s] + case["baseline_step"] * (g - table[s])
-        else:
+        if baseline_fn is None:
             loss = scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities")
+        else:
+            baseline = as_vector(baseline_fn(list(states), returns.clone(), table, case["baseline_step"]),
+                                 "the baseline", len(states))
+            read_table(table, "the table")
+            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns, torch.tensor(baseline, dtype=torch.float32)),
+                               "the log-probabilities")
+            g = returns.double().numpy()
+            for key, weight in (("plain", g), ("baselined", g - baseline)):
+                weights[key]["n"] += len(weight)
+                weights[key]["sum"] += float(weight.sum())
+                weights[key]["sumsq"] += float((weight**2).sum())
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         episode_returns.append(float(sum(rewards)))
         losses.append(float(loss.detach()))
-    return {"episode_returns": episode_returns, "losses": losses}
+    run = {"episode_returns": episode_returns, "losses": losses}
+    if baseline_fn is None:
+        return run
+    return run | {"weights": weights}
 
 
 def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> list[dict]:

@@ -66,5 +66,7 @@ MISTAKES: dict[type, dict[str, Callable]] = {  # check class -> {hint: wrong imp
         "own return": lambda lp, g: -torch.sum(lp.mean() * _normalised(g)),
         "the loss uses probabilities instead of log-probabilities":
             lambda lp, g: -(lp.exp() * _normalised(g)).mean(),
+        "gradient flows through the normalised returns: they must be constants (detach them), or the loss also "
+        "trains whatever computed the returns": lambda lp, g: -(lp * _normalised(g)).mean(),
     },
 }

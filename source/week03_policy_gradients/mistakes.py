@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from week03_policy_gradients.checks import (DiscountedReturnsExact, PgLossExact, PolicyGradientUpdateExact,
-                                          ReinforceLossExact)
+                                          ReinforceLossExact, StateValueBaselineExact)
 from week03_policy_gradients.drivers import softmax
 
 
@@ -42,6 +42,43 @@ def _returns(rewards, gamma, reverse=False, shift=0):
 
 
 def _adv(returns, baseline):
+    return returns - (0.0 if baseline is None else torch.as_tensor(baseline, dtype=returns.dtype))
+
+
+def _baseline(states, returns, table, step, read="before", update="running", key=lambda s: s):
+    """The state-value baseline, with one thing changed: when the table is read, or how it is updated."""
+    returns = [float(g) for g in returns]
+    values = [float(table.get(key(s), 0.0)) for s in states] if read == "before" else []
+    for s, g in zip(states, returns):
+        k = key(s)
+        if read == "during":
+            values.append(float(table.get(k, 0.0)))
+        if update == "none":
+            continue
+        old = table.get(k)
+        if update == "running":
+            table[k] = g if old is None else old + step * (g - old)
+        elif update == "sign":
+            table[k] = g if old is None else old - step * (g - old)
+        elif update == "last":
+            table[k] = g
+        elif update == "one_minus":
+            table[k] = g if old is None else old + (1 - step) * (g - old)
+        elif update == "from_zero":
+            table[k] = (0.0 if old is None else old) + step * (g - (0.0 if old is None else old))
+    if read == "after":
+        values = [float(table.get(key(s), 0.0)) for s in states]
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def _one_value(states, returns, table, step):
+    """One value for every state: the mean of the table's values, then the table updated per state as it should."""
+    value = float(np.mean([float(v) for v in table.values()])) if table else 0.0
+    _baseline(states, returns, table, step)
+    return torch.full((len(states),), value)
+
+
+def _adv_with_grad(returns, baseline):
     return returns - (0.0 if baseline is None else torch.as_tensor(baseline, dtype=returns.dtype))
 
 
@@ -84,5 +121,29 @@ MISTAKES: dict[type, dict[str, Callable]] = {  # check class -> {hint: wrong imp
             lambda lp, g, b=None: -(lp * (g + (0.0 if b is None else torch.as_tensor(b)))).sum(),
         "the loss uses probabilities instead of log-probabilities":
             lambda lp, g, b=None: -(lp.exp() * _adv(g, b)).sum(),
+        "gradient flows through the advantages G_t − b_t: they must be constants (detach them), or the loss also "
+        "trains whatever computed the returns or the baseline":
+            lambda lp, g, b=None: -(lp * _adv_with_grad(g, b)).sum(),
+    },
+    StateValueBaselineExact: {
+        "the baseline is this episode's own return G_t (the advantages are then all zero); b_t must come from "
+        "earlier episodes": lambda st, g, t, step: (_baseline(st, g, t, step), torch.as_tensor(g).clone())[1],
+        "the table is updated before the baseline is read, so b_t already contains this episode's returns; read "
+        "every b_t first, then update": lambda st, g, t, step: _baseline(st, g, t, step, read="after"),
+        "the table is updated step by step while the baseline is read, so a later step's b_t already contains this "
+        "episode's returns; read every b_t first, then update":
+            lambda st, g, t, step: _baseline(st, g, t, step, read="during"),
+        "the table is never updated, so the baseline stays 0":
+            lambda st, g, t, step: _baseline(st, g, t, step, update="none"),
+        "the running average moves away from the return (sign flipped): V(s) − step·(G − V(s)) instead of "
+        "V(s) + step·(G − V(s))":
+            lambda st, g, t, step: _baseline(st, g, t, step, update="sign"),
+        "the step size is ignored: the table keeps only the last return seen from each state":
+            lambda st, g, t, step: _baseline(st, g, t, step, update="last"),
+        "the step is used the wrong way round: V(s) + (1 − step)·(G − V(s)) instead of V(s) + step·(G − V(s))":
+            lambda st, g, t, step: _baseline(st, g, t, step, update="one_minus"),
+        "the first return seen from a state is averaged with 0; it must be stored as it is":
+            lambda st, g, t, step: _baseline(st, g, t, step, update="from_zero"),
+        "the baseline is one value for all states; b_t must be the value of the state s_t of step t": _one_value,
     },
 }

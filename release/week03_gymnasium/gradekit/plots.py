@@ -64,7 +64,10 @@ def curve_view(check, runs: list, reference: list) -> Figure:
     band(ax, series(reference, check.curve), "reference", REFERENCE, 3.5)  # wide: visible under yours
     band(ax, series(runs, check.curve), "your code", YOURS)
     ax.axhline(check.threshold, color="tab:red", linestyle="--", label=f"threshold {check.threshold:g}")
-    ax.set(xlabel=check.axes[0], ylabel=check.axes[1], title=f"mean ± std over seeds {list(check.seeds)}")
+    run = list(check.seeds)[:len(runs)]
+    skipped = list(check.seeds)[len(runs):]
+    title = f"mean ± std over seeds {run}" + (f"; {skipped} not run (verdict settled)" if skipped else "")
+    ax.set(xlabel=check.axes[0], ylabel=check.axes[1], title=title)
     if check.ylim:
         ax.set_ylim(*check.ylim)
     ax.grid(alpha=0.3)

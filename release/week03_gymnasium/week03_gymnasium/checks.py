@@ -68,14 +68,19 @@ class CategoricalLogProbExact(LogProbExact):
             {"logits": [[0.2, -0.4, 1.1], [3.0, 0.0, -3.0]], "actions": [2, 1]},
             {"logits": [[40.0, -40.0], [-25.0, 30.0]], "actions": [1, 1]},
             self._case(rng, 500, 2), self._case(rng, 64, 6, scale=5.0),
+            # "an integer dtype": int32 actions as well as int64
+            {"logits": [[0.2, -0.4, 1.1], [3.0, 0.0, -3.0], [0.5, 0.5, -1.0]], "actions": [2, 0, 1],
+             "actions_dtype": "int32"},
         ]
 
     def random_case(self, rng):
-        return self._case(rng, int(rng.integers(1, 40)), int(rng.integers(2, 7)))
+        case = self._case(rng, int(rng.integers(1, 40)), int(rng.integers(2, 7)))
+        return case | ({"actions_dtype": "int32"} if rng.random() < 0.3 else {})
 
     def show(self, case):
         n, k = len(case["actions"]), len(case["logits"][0])
-        return f"logits={fmt(case['logits'])} (N={n} steps, {k} actions), actions={fmt(case['actions'])}"
+        return (f"logits={fmt(case['logits'])} (N={n} steps, {k} actions), actions={fmt(case['actions'])} "
+                f"({case.get('actions_dtype', 'int64')})")
 
 
 @dataclass(frozen=True)
@@ -136,17 +141,21 @@ class ReinforceBatchLossExact(ReinforceLossExact):
             {"log_probs": [-0.1, -1.2, -0.7, -0.3], "returns": [2.9701, 1.99, 1.0, 1.0]},
             {"log_probs": [-0.5, -0.6, -0.7], "returns": [2.0, 2.0, 2.0]},
             self._case(rng, 1000, episodes=3), self._case(rng, 300, episodes=20),
+            # returns that require grad (e.g. from a critic): no gradient may flow through the normalised returns
+            {"log_probs": [-0.1, -1.2, -0.7, -0.3], "returns": [2.9701, 1.99, 1.0, 1.0], "advantages_grad": True},
         ]
 
     def random_case(self, rng):
+        grad = {"advantages_grad": True} if rng.random() < 0.2 else {}
         if rng.random() < 0.5:
-            return self._case(rng, int(rng.integers(2, 80)), episodes=int(rng.integers(1, 6)))
+            return self._case(rng, int(rng.integers(2, 80)), episodes=int(rng.integers(1, 6))) | grad
         n = int(rng.integers(2, 60))
         return {"log_probs": np.log(rng.uniform(0.05, 0.95, n)).round(6).tolist(),
-                "returns": rng.normal(0, 3, n).round(4).tolist()}
+                "returns": rng.normal(0, 3, n).round(4).tolist()} | grad
 
     def show(self, case):
-        return f"log_probs={fmt(case['log_probs'])}, returns={fmt(case['returns'])} (N={len(case['returns'])})"
+        grad = ", returns require grad" if case.get("advantages_grad") else ""
+        return f"log_probs={fmt(case['log_probs'])}, returns={fmt(case['returns'])}{grad} (N={len(case['returns'])})"
 
     def compare(self, case, expected, got):
         have = np.asarray(got["grad"], dtype=float)

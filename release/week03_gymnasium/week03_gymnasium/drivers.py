@@ -56,7 +56,7 @@ class GaussianPolicy(nn.Module):
 def call_categorical_log_prob(fn, case: dict) -> dict:
     """``categorical_log_prob`` on given logits and actions: its values and the gradient w.r.t. the logits."""
     logits = torch.tensor(case["logits"], dtype=torch.float32, requires_grad=True)
-    actions = torch.tensor(case["actions"], dtype=torch.long)
+    actions = torch.tensor(case["actions"], dtype=getattr(torch, case.get("actions_dtype", "int64")))  # any integer
     return _values_and_grads(fn(logits, actions), [logits], len(case["actions"]))
 
 
@@ -86,12 +86,21 @@ def _values_and_grads(out, inputs: list[torch.Tensor], n: int) -> dict:
 
 
 def call_batch_loss(fn, case: dict) -> dict:
-    """``reinforce_batch_loss`` on given log-probabilities and returns: the gradient w.r.t. the log-probabilities."""
+    """``reinforce_batch_loss`` on given log-probabilities and returns: the gradient w.r.t. the log-probabilities.
+
+    With ``case["advantages_grad"]`` the returns require grad (as if a critic computed them): the gradient with
+    respect to them (``advantage_grad``) must then be zero."""
+    track = bool(case.get("advantages_grad"))
     log_probs = torch.tensor(case["log_probs"], dtype=torch.float32, requires_grad=True)
-    returns = torch.tensor(case["returns"], dtype=torch.float32)
+    returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=track)
     loss = scalar_loss(fn(log_probs, returns), "the log-probabilities")
-    (grad,) = torch.autograd.grad(loss, log_probs, allow_unused=True)
-    return {"loss": float(loss.detach()), "grad": (torch.zeros_like(log_probs) if grad is None else grad).tolist()}
+    inputs = [log_probs, returns] if track else [log_probs]
+    grads = [torch.zeros_like(x) if g is None else g
+             for g, x in zip(torch.autograd.grad(loss, inputs, allow_unused=True), inputs)]
+    answer = {"loss": float(loss.detach()), "grad": grads[0].tolist()}
+    if track:
+        answer["advantage_grad"] = grads[1].tolist()
+    return answer
 
 
 # ------------------------------------------------------------------------------------------------- behaviour

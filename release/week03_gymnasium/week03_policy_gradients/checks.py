@@ -8,7 +8,7 @@ checks train with the student's functions on the lecture's environments. Drivers
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -162,15 +162,21 @@ class ReinforceLossExact(ExactCheck):
             {"log_probs": [-0.1, -1.2, -0.7], "returns": [0.8, 0.9, 1.0], "baseline": [0.2, 1.1, 0.4]},
             {"log_probs": [-0.5], "returns": [2.0], "baseline": 0.0},
             self._case(rng, 500, "tensor"), self._case(rng, 200, "float"),
+            # returns and baseline that require grad (e.g. from a value network): the advantages are constants
+            {"log_probs": [-0.1, -1.2, -0.7], "returns": [0.8, 0.9, 1.0], "baseline": [0.2, 1.1, 0.4],
+             "advantages_grad": True},
+            {"log_probs": [-0.3, -0.9], "returns": [0.5, -0.2], "baseline": 0.1, "advantages_grad": True},
         ]
 
     def random_case(self, rng):
-        return self._case(rng, int(rng.integers(1, 40)), rng.choice(["default", "float", "tensor"]))
+        case = self._case(rng, int(rng.integers(1, 40)), rng.choice(["default", "float", "tensor"]))
+        return case | ({"advantages_grad": True} if rng.random() < 0.2 else {})
 
     def show(self, case):
         baseline = case.get("baseline", "not passed (default)")
+        grad = ", returns and baseline require grad" if case.get("advantages_grad") else ""
         return f"log_probs={fmt(case['log_probs'])}, returns={fmt(case['returns'])}, " \
-               f"baseline={fmt(baseline) if isinstance(baseline, list) else baseline} (T={len(case['returns'])})"
+               f"baseline={fmt(baseline) if isinstance(baseline, list) else baseline}{grad} (T={len(case['returns'])})"
 
     def value(self, answer):
         return "gradient " + fmt(answer["grad"])
@@ -189,6 +195,80 @@ class ReinforceLossExact(ExactCheck):
         if not ok:
             return f"Gradient with respect to log_probs: expected {fmt(want)} (or a positive multiple, e.g. a mean " \
                    f"over steps), got {fmt(have)}."
+        # the advantages are constants: no gradient may reach the returns or the baseline. (A known mistake that
+        # lets it through is recognised by its gradient w.r.t. the log-probabilities alone.)
+        if "advantage_grad" in expected and np.allclose(expected["advantage_grad"], 0.0, atol=1e-9):
+            have_adv = np.asarray(got.get("advantage_grad", []), dtype=float)
+            if not np.allclose(have_adv, 0.0, atol=1e-7):
+                return f"Gradient with respect to the returns and the baseline (they require grad here): expected " \
+                       f"none, got {fmt(have_adv)}. The advantages G_t − b_t must be constants (detach them)."
+        return None
+
+
+@dataclass(frozen=True)
+class StateValueBaselineExact(ExactCheck):
+    title: ClassVar[str] = "state_value_baseline: b_t = V(s_t) from earlier episodes, then V(s) moves towards G_t"
+    functions: ClassVar[tuple[str, ...]] = ("state_value_baseline",)
+    driver: ClassVar = staticmethod(drivers.call_state_value_baseline)
+    atol: float = 1e-5
+
+    def _case(self, rng, length, table_states, step, returns_grad=False):
+        states = rng.choice([-1, 0, 1], size=length).astype(int).tolist()
+        return {"states": states, "returns": rng.normal(0, 1, length).round(4).tolist(),
+                "table": [[s, round(float(rng.normal(0, 1)), 4)] for s in table_states], "step": step,
+                "returns_grad": returns_grad}
+
+    def fixed_cases(self):
+        rng = np.random.default_rng(self.seed + 1)
+        return [
+            # the lecture's chain, first episode: nothing seen yet, so b = 0 and V(s) takes the first return as it is
+            {"states": [-1, 0, 1], "returns": [0.26, 0.6, 1.0], "table": [], "step": 0.1},
+            # a later episode: b_t is V(s_t) before this episode, the same for every visit of a state
+            {"states": [-1, -1, 0, 1, 1], "returns": [-0.1, 0.2, 0.5, 0.9, 1.0],
+             "table": [[-1, 0.1], [0, 0.4], [1, 0.8]], "step": 0.1},
+            # a state never seen before gets 0 while the others get their value; states not visited stay as they were
+            {"states": [0, 1, 1], "returns": [0.5, 0.7, 1.0], "table": [[-1, 0.3], [0, -0.2]], "step": 0.5},
+            # step 1: V(s) is the last return seen from s; the updates go through the steps in order
+            {"states": [1, 1, 1], "returns": [0.3, -0.4, 1.0], "table": [[1, 2.0]], "step": 1.0},
+            # one step
+            {"states": [-1], "returns": [-0.05], "table": [[-1, -1.0]], "step": 0.25},
+            # returns that require grad (e.g. from a value network): the baseline must carry no gradient
+            {"states": [-1, 0, 0, 1], "returns": [-0.2, 0.1, 0.4, 1.0], "table": [[0, 0.3]], "step": 0.1,
+             "returns_grad": True},
+            # a long episode of a policy that wanders
+            self._case(rng, 100, [-1, 0, 1], 0.1),
+        ]
+
+    def random_case(self, rng):
+        seen = [s for s in (-1, 0, 1) if rng.random() < 0.6]
+        return self._case(rng, int(rng.integers(1, 30)), seen, round(float(rng.uniform(0.05, 1.0)), 4),
+                          bool(rng.random() < 0.2))
+
+    def show(self, case):
+        table = "{" + ", ".join(f"{s}: {v}" for s, v in case["table"]) + "}"
+        grad = ", returns require grad" if case.get("returns_grad") else ""
+        return (f"states={fmt(case['states'])}, returns={fmt(case['returns'])}, table={table}, "
+                f"step={case['step']}{grad} (T={len(case['states'])})")
+
+    def value(self, answer):
+        table = "{" + ", ".join(f"{s}: {v:.4g}" for s, v in answer["table"]) + "}"
+        return f"baseline {fmt(answer['baseline'])}, table after {table}"
+
+    def compare(self, case, expected, got):
+        want, have = np.asarray(expected["baseline"]), np.asarray(got["baseline"], dtype=float)
+        if have.shape != want.shape or not np.allclose(have, want, rtol=0, atol=self.atol):
+            return f"Baseline b_t: expected {fmt(want)}, got {fmt(have)}."
+        if got.get("carries_grad") and not expected.get("carries_grad"):
+            return "The baseline carries a gradient (it requires grad): it must be a constant, e.g. built with " \
+                   "torch.tensor from the table's numbers."
+        want_table, have_table = dict(expected["table"]), dict(got["table"])
+        if set(have_table) != set(want_table):
+            return f"The table after the episode has the states {sorted(have_table)}; expected {sorted(want_table)} " \
+                   "(it is updated in place, one entry per state seen)."
+        for state in sorted(want_table):
+            if not math.isclose(have_table[state], want_table[state], rel_tol=0, abs_tol=self.atol):
+                return f"The table's value of state {state} after the episode: expected {want_table[state]:.6g}, " \
+                       f"got {have_table[state]:.6g}."
         return None
 
 
@@ -241,15 +321,11 @@ class ChainReinforceLearns(ConvergenceCheck):
     episodes: int = 500
     max_steps: int = 100
     window: int = 50
-    baseline_runs: int = 2  # seeds also trained with the notebook's state baseline, for the feedback figure only
-    baseline_step: float = 0.1
+    baselined: ClassVar[bool] = False  # its graded runs are without a baseline
+    baseline_step: float = 0.1  # of the state-value baseline's running average (ChainBaselineLearns)
 
     def settings(self):
         return {"gamma": self.gamma, "lr": self.lr, "episodes": self.episodes, "max_steps": self.max_steps}
-
-    def feedback_cases(self):
-        return [case | {"baseline": True, "baseline_step": self.baseline_step}
-                for case in self.cases(None)[:self.baseline_runs]]
 
     def metric(self, data):
         return float(np.mean(data["episode_returns"][-self.window:]))
@@ -258,6 +334,84 @@ class ChainReinforceLearns(ConvergenceCheck):
         return ("The policy did not learn to walk right twice and then stay: check the sign of the loss, that returns "
                 "are discounted from each step to the end of the episode, and that the loss stays connected to the "
                 "log-probabilities.")
+
+
+@dataclass(frozen=True)
+class ChainBaselineLearns(ChainReinforceLearns):
+    """REINFORCE on the chain with the student's state-value baseline: it must learn as well as without one, and
+    the baseline must lower the variance of the weights of the log-probabilities on the student's own runs.
+
+    The weights are the advantages G_t − b_t, against the returns G_t without the baseline, over all the steps of a
+    run. A state-value baseline is the mean return from each state, so it takes out the part of G_t's variance that
+    the state explains (the reference leaves about a third). The variance of the gradient itself is not a safe rule
+    here: on the chain, the policy soon takes a wrong action in the last state only rarely, and then its
+    log-probability's gradient is large and its advantage G_t − V(s_t) ≈ −1 is ten times its return. So the
+    reference's per-step gradient variance over a run went up on some seeds, and its per-episode one on every seed
+    tried (docs/calibration.md)."""
+
+    title: ClassVar[str] = ("state_value_baseline: REINFORCE with your baseline learns the chain, and the advantages "
+                            "vary less than the returns")
+    functions: ClassVar[tuple[str, ...]] = ("discounted_returns", "reinforce_loss", "state_value_baseline")
+    driver: ClassVar = staticmethod(drivers.chain_baseline_run)
+    metric_name: ClassVar[str] = "mean return of the last 50 episodes with your baseline"
+    baselined: ClassVar[bool] = True
+    max_ratio: float = 0.6  # variance of G_t − b_t / variance of G_t, over the steps of a run
+    baseline_runs: int = 2  # seeds also trained without the baseline, for the feedback figure only
+
+    def settings(self):
+        return super().settings() | {"baseline": True, "baseline_step": self.baseline_step}
+
+    def feedback_cases(self):
+        return [case | {"baseline": False} for case in self.cases(None)[:self.baseline_runs]]
+
+    def keep(self, answer):
+        kept = super().keep(answer)
+        if kept is not None and "weights" in answer["ok"]:
+            kept["variance_ratio"] = round(weight_variance_ratio(answer["ok"]["weights"]), 4)
+        return kept
+
+    def ratio(self, data) -> float:
+        return weight_variance_ratio(data["weights"])
+
+    def metric(self, data):
+        """The last-50 mean return, counted only if the baseline also lowered the variance enough (otherwise −∞:
+        the seed fails whatever its return). ``calibrate`` and the k-of-n rule see this one number."""
+        return super().metric(data) if self.ratio(data) <= self.max_ratio else -math.inf
+
+    def judge(self, cases, answers, reference):
+        """As a convergence check, with a message naming both numbers each seed must reach."""
+        result = super().judge(cases, answers, reference)
+        returns = [ChainReinforceLearns.metric(self, a["ok"]) if "ok" in a else math.nan for a in answers]
+        ratios = [self.ratio(a["ok"]) if "ok" in a else math.nan for a in answers]
+        seeds = list(self.seeds)[:len(answers)]
+        shown = ", ".join(f"{seed}: " + ("error" if math.isnan(g) else f"return {g:.3f}, ratio {v:.3f}")
+                          for seed, g, v in zip(seeds, returns, ratios))
+        passing = sum(g >= self.threshold and v <= self.max_ratio for g, v in zip(returns, ratios))
+        text = (f"With your baseline, per seed: the mean return of the last {self.window} episodes, and the variance "
+                f"of the advantages G_t − b_t over that of the returns G_t, over all the steps of the run ({shown}). "
+                f"Needed a return ≥ {self.threshold} and a ratio ≤ {self.max_ratio} on at least {self.min_passing} "
+                f"of {len(self.seeds)} seeds; {passing} did.")
+        first, _, rest = result.output.partition("\n")
+        if " Seeds " in first:
+            text += first[first.index(" Seeds "):]
+        output = text + ("\n" + rest if rest else "")
+        clean = [None if math.isnan(v) else round(v, 4) for v in ratios]
+        return replace(result, output=output, data=result.data | {"variance_ratios": clean})
+
+    def hint(self, metrics):
+        if any(m == -math.inf for m in metrics):
+            return ("Your baseline did not take enough of the returns' variance out: b_t must be the value V(s_t) of "
+                    "the state of step t, read from the table before this episode updates it, and each V(s) must move "
+                    "towards the returns seen from s (V(s) + step·(G − V(s))).")
+        return ("With your baseline the policy did not learn to walk right twice and then stay: b_t must come from "
+                "earlier episodes only (read the table before you update it), and be subtracted from the returns.")
+
+    def summary(self, data):
+        ratios = [v for v in data.get("variance_ratios") or [] if v is not None]
+        if not ratios:
+            return None
+        return (f"Variance of G_t − b_t / variance of G_t per seed: {', '.join(f'{v:.3f}' for v in ratios)} "
+                f"(needed ≤ {self.max_ratio:g}).")
 
 
 @dataclass(frozen=True)
@@ -327,3 +481,13 @@ def variance_ratio(gradients: dict) -> float:
     baselined = np.asarray(gradients["baselined"], dtype=float)
     total = plain.var(axis=0).sum()
     return float(baselined.var(axis=0).sum() / total) if total > 0 else math.inf
+
+
+def weight_variance_ratio(weights: dict) -> float:
+    """Variance of the advantages G_t − b_t over the steps of a run, over that of the returns G_t (the weights of the
+    log-probabilities with and without the baseline), from their counts, sums and sums of squares."""
+    def variance(w):
+        n = max(int(w["n"]), 1)
+        return max(float(w["sumsq"]) / n - (float(w["sum"]) / n) ** 2, 0.0)
+    plain = variance(weights["plain"])
+    return variance(weights["baselined"]) / plain if plain > 0 else math.inf

@@ -20,6 +20,8 @@ REGISTRY = Registry(
         "reinforce_loss_exact": checks.ReinforceLossExact,
         "baseline_reduces_variance": checks.BaselineReducesVariance,
         "chain_reinforce_learns": checks.ChainReinforceLearns,
+        "state_value_baseline_exact": checks.StateValueBaselineExact,
+        "chain_baseline_learns": checks.ChainBaselineLearns,
     },
     exports={
         "animate": Export(check="bandit_table_learns", out="action-distribution.gif", write=views.animation_file,

@@ -1,5 +1,5 @@
 """Figures of Week 3: the lecture's ``draw_plots`` views of the bandit runs, REINFORCE's return and loss on the chain
-with and without a baseline, and the lecture's animation of the action distribution.
+with and without the student's baseline, and the lecture's animation of the action distribution.
 
 Each check names its view (``BanditTableLearns.view``); the feedback page and the public checks draw it from numbers
 (the drivers' outputs, one per seed), never running any code of the student's or the reference's.
@@ -42,32 +42,66 @@ def bandit_views(check, runs: list, reference: list, extra: dict) -> Figure:
     x = np.arange(len(check.seeds))
     ax_total.bar(x - 0.2, (ref_totals + [np.nan] * len(x))[:len(x)], 0.4, color=REFERENCE, label="reference")
     ax_total.bar(x + 0.2, (totals + [np.nan] * len(x))[:len(x)], 0.4, color=YOURS, label="your code")
+    mark_missing(ax_total, x + 0.2, runs)
     ax_total.set(xticks=x, xticklabels=[str(s) for s in check.seeds], xlabel="Seed (one run each)",
                  ylabel="Total reward", title="total reward per run")
-    ax_total.legend(loc="lower right", fontsize=8)
+    ax_total.legend(loc="lower left", fontsize=8)
     for ax in (ax_probs, ax_reward, ax_total):
         ax.grid(alpha=0.3)
     return fig
 
 
+def mark_missing(ax, x, runs: list) -> None:
+    """Write "not run" over the seeds that early stopping skipped (the verdict was already settled) and "error" over
+    those whose run failed, so that an empty bar never reads as a zero."""
+    low, high = ax.get_ylim()
+    for i, xi in enumerate(x):
+        if i >= len(runs) or runs[i] is None:
+            ax.text(xi, (low + high) / 2, "not run" if i >= len(runs) else "error", rotation=90, ha="center",
+                    va="center", fontsize=9, color=YOURS, bbox={"facecolor": "white", "edgecolor": YOURS,
+                                                                 "boxstyle": "round,pad=0.2", "alpha": 0.9})
+
+
 def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
-    """REINFORCE on the chain: return and loss per episode, without the baseline (graded) and with it (shown)."""
-    fig = Figure(figsize=(12, 3.8), dpi=100)
-    ax_return, ax_loss = fig.subplots(1, 2)
-    with_baseline = (extra.get("runs") or [], extra.get("reference") or [])
-    for label, (mine, ref), style in (("", (runs, reference), "-"), (" + baseline", with_baseline, "--")):
+    """REINFORCE on the chain: return and loss per episode, without a baseline and with the student's state-value
+    baseline, yours and the reference's. A check's graded runs are one of the two (``check.baselined``), its
+    feedback-only runs (``extra``) the other. The baseline's check adds the variance ratio of each seed."""
+    baselined = getattr(check, "baselined", False)
+    fig = Figure(figsize=(15 if baselined else 12, 3.8), dpi=100)
+    ax_return, ax_loss, *ax_ratio = fig.subplots(1, 3 if baselined else 2,
+                                                 gridspec_kw={"width_ratios": [3, 3, 2] if baselined else [1, 1]})
+    graded = (runs, reference)
+    other = (extra.get("runs") or [], extra.get("reference") or [])
+    with_baseline, without = (graded, other) if baselined else (other, graded)
+    for label, (mine, ref), style in (("", without, "-"), (" + baseline", with_baseline, "--")):
         if not ref and not any(mine):
             continue
         for ax, key in ((ax_return, "episode_returns"), (ax_loss, "losses")):
             band(ax, series(ref, key), "reference" + label, REFERENCE, 3.0 if not label else 2.0, style, smooth=10)
             band(ax, series(mine, key), "your code" + label, YOURS if not label else "tab:cyan", 1.5, style, smooth=10)
     ax_return.axhline(check.threshold, color="tab:red", linestyle="--", linewidth=0.8,
-                      label=f"threshold {check.threshold:g} (last {check.window}, no baseline)")
+                      label=f"threshold {check.threshold:g} (last {check.window}"
+                            + (", with the baseline)" if baselined else ", no baseline)"))
     ax_return.set(xlabel="Episode", ylabel="Episode return", title="return per episode (moving average of 10)")
     ax_loss.set(xlabel="Episode", ylabel="Episode loss", title="loss per episode (moving average of 10)")
     for ax in (ax_return, ax_loss):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
+    if baselined:
+        ax = ax_ratio[0]
+        ratio = lambda run: run.get("variance_ratio", np.nan) if run else np.nan  # noqa: E731
+        x = np.arange(len(check.seeds))
+        ax.bar(x - 0.2, ([ratio(r) for r in reference] + [np.nan] * len(x))[:len(x)], 0.4, color=REFERENCE,
+               label="reference")
+        ax.bar(x + 0.2, ([ratio(r) for r in runs] + [np.nan] * len(x))[:len(x)], 0.4, color=YOURS, label="your code")
+        ax.axhline(check.max_ratio, color="tab:red", linestyle="--", linewidth=0.8,
+                   label=f"must be ≤ {check.max_ratio:g}")
+        ax.set_ylim(0, max(1.2, *(v * 1.1 for v in (ratio(r) for r in runs) if np.isfinite(v))))
+        mark_missing(ax, x + 0.2, runs)
+        ax.set(xticks=x, xticklabels=[str(s) for s in check.seeds], xlabel="Seed (one run each)",
+               ylabel="Var(G − b) / Var(G)", title="variance of the advantages / of the returns")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper right")
     return fig
 
 
