@@ -98,9 +98,10 @@ def test_cli_passes_the_reference_and_says_hidden_checks_exist(assignment, relea
     proc = run_cli(release_copy, "mine.ipynb")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Hidden checks exist" in proc.stdout and "All public checks passed." in proc.stdout
-    assert proc.stdout.count("✓ passed") == 7
+    assert proc.stdout.count("✓ passed") == 9
     assert sorted(p.name for p in (release_copy / "public-check-plots").iterdir()) == [
-        "bandit_network_learns.png", "bandit_table_learns.png", "chain_reinforce_learns.png"]
+        "bandit_network_learns.png", "bandit_table_learns.png", "chain_baseline_learns.png",
+        "chain_reinforce_learns.png"]
 
 
 def test_cli_names_the_mistake_of_one_part(assignment, release_copy):
