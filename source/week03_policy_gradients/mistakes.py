@@ -47,7 +47,7 @@ def _adv(returns, baseline):
 
 def _baseline(states, returns, table, step, read="before", update="running", key=lambda s: s):
     """The state-value baseline, with one thing changed: when the table is read, or how it is updated."""
-    returns = [float(g) for g in returns]
+    returns = torch.as_tensor(returns).detach().double().tolist()
     values = [float(table.get(key(s), 0.0)) for s in states] if read == "before" else []
     for s, g in zip(states, returns):
         k = key(s)
