@@ -21,10 +21,10 @@ from gymnasium.utils.env_checker import check_env
 from nbclient import NotebookClient
 
 from gradekit import drivers as harness, protocol
-from gradekit.checks import Reference
 from week03_fetch_slide import drivers as harness_fetch
 
 from autograder import config
+from autograder.reference import reference as grader_reference
 from autograder.execute import kernel_env
 from autograder.grade import grade
 from autograder.notebook import graded_cells, reference_functions
@@ -111,19 +111,20 @@ def test_notebook_cloning_is_the_graders(notebook, fetch):
 def test_exactness_check_passes_the_reference_and_names_every_mistake(fetch):
     """In the grader's process: the reference passes, and each named mistake fails with its own hint."""
     check = fetch.check("imitation_loss_exact")
-    reference = Reference(reference_functions(fetch))
+    reference = grader_reference(fetch)
     cases = check.cases(reference)
     expected = [{"ok": protocol.plain(reference.expected(check, case))} for case in cases]
     assert check.judge(cases, expected, reference).passed
-    for label, wrong in check.mistakes.items():
+    assert reference.mistakes[type(check)]
+    for label, wrong in reference.mistakes[type(check)].items():
         answers = [protocol.plain(protocol.run_case(check.driver, [wrong], case)) for case in cases]
         result = check.judge(cases, answers, reference)
         assert not result.passed and f"Likely mistake: {label}." in result.output, (label, result.output)
 
 
-def test_demonstrations_and_evaluation_episodes_must_not_overlap():
+def test_demonstrations_and_evaluation_episodes_must_not_overlap(fetch):
     with pytest.raises(config.ConfigError, match="must not be demonstrations"):
-        config.build_check(config.known_checks()["imitation_clones_controller"], "imitation_clones_controller",
+        config.build_check(fetch.registry.checks["imitation_clones_controller"], "imitation_clones_controller",
                            {"points": 2, "seeds": [0], "threshold": 0.2, "min_passing": 1, "demo_seed": 1000,
                             "eval_seed": 1050}, "x")
 

@@ -32,6 +32,14 @@ ON_TIME = "2026-03-20 10:00:00.000000 UTC"  # before the due date in course.toml
 LATE = "2026-03-23 02:00:00.000000 UTC"  # 2 days 12 hours late: 3 started days
 
 
+def expected_points(assignment) -> tuple[float, float, float]:
+    """From course.toml: the checks' points, every point (checks + questions), and the penalty of 3 started days
+    late (LATE) under the course's rule."""
+    checks = sum(c.points for c in assignment.checks)
+    penalty = min(3 * assignment.late_penalty_per_day, assignment.late_penalty_max) * assignment.points
+    return checks, assignment.points, round(penalty, 6)
+
+
 def env() -> dict:
     return dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
                 PYTHONPATH=str(Path(__file__).resolve().parent.parent))
@@ -121,9 +129,11 @@ def test_export_and_gradebook_show_our_scores_and_pending_manual_grades(course_d
     with open(course_dir / "grades.csv") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"ada", "bob", "cy", "zed"}
+    checks, total, penalty = expected_points(assignment)
+    bob = checks - assignment.check("pg_loss_exact").points  # the lecture's probability loss fails pg_loss_exact
     assert {s: (float(r["raw_score"]), float(r["late_submission_penalty"]), float(r["score"]), float(r["max_score"]))
-            for s, r in rows.items()} == {"ada": (16, 0, 16, 20), "bob": (13, 6, 7, 20), "cy": (0, 0, 0, 20),
-                                          "zed": (0, 0, 0, 20)}
+            for s, r in rows.items()} == {"ada": (checks, 0, checks, total), "bob": (bob, penalty, bob - penalty, total),
+                                          "cy": (0, 0, 0, total), "zed": (0, 0, 0, total)}
 
     ada = gradebook_scores(course_dir, "ada")
     assert {c.name: ada[c.name] for c in assignment.checks} == {c.name: (c.points, False) for c in assignment.checks}
@@ -142,7 +152,7 @@ def test_export_and_gradebook_show_our_scores_and_pending_manual_grades(course_d
 
 def test_results_csv_and_report(course_dir, assignment):
     late = json.loads(results(course_dir, "bob").read_text())["extra_data"]["late"]
-    assert late["late"] and late["days_late"] == 3 and late["penalty"] == 6.0
+    assert late["late"] and late["days_late"] == 3 and late["penalty"] == expected_points(assignment)[2]
     assert json.loads(results(course_dir, "ada").read_text())["extra_data"]["late"]["late"] is False
     answers = json.loads(results(course_dir, "ada").read_text())["extra_data"]["answers"]
     assert answers["reflect_gamma"] == "With gamma 0 the chain is not learned."
@@ -198,7 +208,8 @@ def test_resubmission_is_regraded_and_student_flag_regrades_one(course_dir, assi
     after = {s: results(course_dir, s).stat().st_mtime_ns for s in mtimes}
     assert after["cy"] > mtimes["cy"] and after["ada"] == mtimes["ada"] and after["bob"] == mtimes["bob"]
     cy = json.loads(results(course_dir, "cy").read_text())
-    assert cy["score"] == 16 and cy["extra_data"]["late"]["penalty"] == 6.0
+    checks, _, penalty = expected_points(assignment)
+    assert cy["score"] == checks and cy["extra_data"]["late"]["penalty"] == penalty
     assert gradebook_scores(course_dir, "cy")["pg_loss_exact"] == (3.0, False)
 
     one = ours(course_dir, "grade-all", str(course_dir), "--student", "bob")
