@@ -70,7 +70,7 @@ def cmd_grade(course, args) -> int:
 
     results = annotate(gradescope(report), Path(report.submission), assignment)  # late flag, reflection answers
     if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
-        from autograder.results import gradescope_html
+        from autograder.feedback import gradescope_html
 
         write_json(Path(args.results), annotate(gradescope_html(report, assignment, figures=not args.no_html),
                                                 Path(report.submission), assignment))
@@ -165,7 +165,7 @@ def cmd_grade_all(course, args) -> int:
 
 def cmd_report(course, args) -> int:
     """Rebuild the grades CSV, summary and class report from an existing autograded folder."""
-    from autograder.exports import rebuild
+    from autograder.batch import rebuild
 
     assignment = course.assignment(args.assignment)
     try:
@@ -180,7 +180,7 @@ def cmd_report(course, args) -> int:
 
 def cmd_nbgrader_source(course, args) -> int:
     """An nbgrader course's source/<assignment>/: the notebook with grade cells and points, and the public checks."""
-    from autograder.gradebook import write_course_source
+    from autograder.release import write_course_source
 
     assignment = course.assignment(args.assignment)
     path = write_course_source(course, assignment, Path(args.directory))

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.exports import write_report
+from autograder.exports import read_rows, results_dir, write_report
 from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic, write_json
 
 
@@ -170,7 +170,7 @@ def write_outputs(out: Path, assignment, rows: list[tuple[str, dict]], roster: l
 
 def grades_csv(rows: list[tuple[str, dict]], assignment, roster: list[str] = ()) -> str:
     """One row per student (submitted or on the roster), one column per check id in notebook order."""
-    from autograder.gradebook import check_order
+    from autograder.nbgrader_source import check_order
 
     names = {check.name: check.title for check in assignment.checks}
     try:
@@ -213,3 +213,18 @@ def summary(rows: list[tuple[str, dict]]) -> str:
     lines.append("failures by check:")
     lines += [f"  {count:4d}  {name}" for name, count in failures.most_common()]
     return "\n".join(lines) + "\n"
+
+
+def rebuild(directory: Path, assignment) -> Path:
+    """Grades CSV, summary and class report again from the results.json files of an autograded folder (after a
+    batch, or after regrading one student by hand). Returns the grades CSV."""
+    from autograder import gradebook
+
+    out = results_dir(directory)
+    rows = read_rows(out, assignment)
+    if not rows:
+        raise FileNotFoundError(f"no {assignment.id} results under {out} (expected <student>/{assignment.id}/"
+                                "results.json, as grade-all writes them)")
+    course = out.parent  # the course folder, whose gradebook holds the roster
+    roster = gradebook.roster(gradebook.nbgrader_settings(course)) if gradebook.is_nbgrader_course(course) else []
+    return write_outputs(out, assignment, rows, roster)

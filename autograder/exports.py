@@ -209,23 +209,6 @@ def write_report(out: Path, assignment, rows: list[tuple[str, dict]], roster: li
     return path
 
 
-def rebuild(directory: Path, assignment) -> Path:
-    """Grades CSV, summary and class report again from the results.json files of an autograded folder (after a
-    batch, or after regrading one student by hand). Returns the grades CSV."""
-    from autograder.batch import write_outputs
-
-    from autograder import gradebook
-
-    out = results_dir(directory)
-    rows = read_rows(out, assignment)
-    if not rows:
-        raise FileNotFoundError(f"no {assignment.id} results under {out} (expected <student>/{assignment.id}/"
-                                "results.json, as grade-all writes them)")
-    course = out.parent  # the course folder, whose gradebook holds the roster
-    roster = gradebook.roster(gradebook.nbgrader_settings(course)) if gradebook.is_nbgrader_course(course) else []
-    return write_outputs(out, assignment, rows, roster)
-
-
 # ------------------------------------------------------------------------------------------------ Gradescope zip
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu; the zip is in /autograder/source).

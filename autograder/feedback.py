@@ -11,6 +11,7 @@ import functools
 import hashlib
 import html
 import json
+import re
 import sys
 import tempfile
 from dataclasses import asdict
@@ -24,7 +25,7 @@ from gradekit.protocol import run_case
 
 from autograder.grade import Report
 from autograder.notebook import reference_functions
-from autograder.results import write_atomic
+from autograder.results import gradescope, write_atomic
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -125,3 +126,81 @@ def figure(check, data: dict, assignment) -> str:
     reference = reference_runs(assignment, check.name)
     extra = {"runs": data.get("feedback_runs") or [], "reference": reference["feedback_runs"]}
     return plots.base64_png(plots.figure(check, data["runs"], reference["runs"], extra))
+
+
+# ------------------------------------------------------------------------------------- the page in Gradescope
+FIGURES_BUDGET = 200_000  # characters of base64 PNG in one results.json; figures past it are left out (and said so)
+DETAILS_SUFFIX = ": details of the wrong cases"
+FIRST_WRONG = re.compile(r"^(?P<verdict>\d+ of \d+ cases are wrong\.) (?P<case>First wrong case: .*)$")
+
+
+def split_output(output: str) -> tuple[str, str]:
+    """A check's output as (verdict and hint, details of the cases): an exactness check's first wrong case may be one
+    of its hidden random cases, so its inputs and values are details; "N of M cases are wrong", the likely mistake
+    and the problems of the student's cells are the verdict. Outputs without a wrong case are all verdict."""
+    lines = output.split("\n")
+    for i, line in enumerate(lines):
+        match = FIRST_WRONG.match(line)
+        if match:
+            verdict, details = lines[:i] + [match["verdict"]], [match["case"]]
+            for rest in lines[i + 1:]:
+                (verdict if rest.startswith("Likely mistake:") else details).append(rest)
+            return "\n".join(verdict), "\n".join(details)
+    return output, ""
+
+
+def compact_png(png_base64: str, colors: int = 64) -> str:
+    """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
+    becomes 32 KB), the same size on screen."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def gradescope_html(report: Report, assignment, figures: bool = True, budget: int = FIGURES_BUDGET) -> dict:
+    """results.json for Gradescope with the feedback page in it (``output_format`` html), in parts by visibility.
+
+    Each check is a visible test with its points, verdict and hint, and its learning curves (base64 PNG, the feedback
+    page's figure) while the figures stay within ``budget`` characters. A failed exactness check gets a second test,
+    0 points and ``visibility: after_due_date``, with its first wrong case and the table of wrong cases (inputs and
+    values, possibly of hidden cases). The top-level output is the score and the notes. ``extra_data`` is as in
+    ``gradescope()``: numbers only, no figures."""
+    data = gradescope(report)
+    tests, spent, left_out = [], 0, []
+    for result, test in zip(report.results, data["tests"], strict=True):
+        verdict, details = split_output(result.output)
+        body = f"<pre>{html.escape(verdict)}</pre>"
+        check = assignment.check(result.name)
+        if figures and isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
+            try:
+                png = compact_png(figure(check, result.data, assignment))
+            except Exception as exc:  # noqa: BLE001 - a figure must never cost a grade
+                png = None
+                print(f"autograder: figure of {result.name} not drawn: {exc!r}", file=sys.stderr)
+            if png and spent + len(png) <= budget:
+                spent += len(png)
+                body += (f"<img alt='learning curves of your code and of the reference' "
+                         f"src='data:image/png;base64,{png}'>")
+            elif png:
+                left_out.append(result.name)
+                body += "<p>(The learning-curve figure was left out to keep the results small.)</p>"
+        tests.append(test | {"output": body, "output_format": "html", "visibility": "visible"})
+        if details:
+            table = wrong_table(result.data["wrong"]) if result.data.get("wrong") else ""
+            tests.append({"name": result.title + DETAILS_SUFFIX, "name_format": "text", "score": 0.0,
+                          "max_score": 0.0, "status": "failed", "output": f"<pre>{html.escape(details)}</pre>{table}",
+                          "output_format": "html", "visibility": "after_due_date"})
+    head = f"<p><b>{report.score:g} / {report.max_score:g}</b> points for {html.escape(assignment.title)}.</p>"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
+    hidden = any(t["visibility"] == "after_due_date" for t in tests)
+    data |= {"output": head + (f"<ul>{notes}</ul>" if notes else "") + (
+        "<p>The inputs and values of the wrong cases of each failed check are shown after the due date.</p>"
+        if hidden else ""), "output_format": "html", "tests": tests}
+    data["extra_data"] = data["extra_data"] | {"figures_left_out": left_out}
+    return data

@@ -8,7 +8,7 @@ assignment's content packages (``Assignment.packages``: its checks, drivers and 
 
 nbgrader's settings (course id, course root, a throwaway gradebook) are derived from course.toml here; there is no
 nbgrader_config.py to keep in sync. nbgrader gets the source with a grade cell per check and the questions' points
-from course.toml (``gradebook.nbgrader_notebook``). The gradebook here is a throwaway; an nbgrader course's own
+from course.toml (``nbgrader_source.py``). The gradebook here is a throwaway; an nbgrader course's own
 gradebook is written by ``grade-all`` (``gradebook.py``).
 """
 
@@ -29,7 +29,7 @@ from gradekit import checks
 from gradekit.protocol import plain
 
 from autograder.config import KIT
-from autograder.gradebook import write_nbgrader_source
+from autograder.nbgrader_source import write_nbgrader_source
 from autograder.notebook import cell_source, graded_cells
 from autograder.reference import reference
 MARKERS = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|BEGIN MARK SCHEME")
@@ -73,27 +73,6 @@ def generate(course, assignment, out_dir: Path) -> Path:
     if problems:
         raise ReleaseError("the release leaks reference material:\n" + "\n".join(problems))
     return target / assignment.notebook
-
-
-SUBMIT_ID = "what-to-submit"
-
-
-def submission_cell(assignment):
-    """The release's first cell, made from course.toml: what to submit, how, and what is graded."""
-    graded = ", ".join(f"`{name}`" for name in assignment.graded_cells)
-    text = (f"**What to submit.** This notebook, `{assignment.notebook}`, with your answers, under that name: upload "
-            "it on Gradescope, or leave it in your assignment folder and submit it in Jupyter's Assignments tab if your "
-            f"course uses nbgrader.\n\n**What is graded.** Only the graded cells: {graded}. Each is run **on its own** "
-            "after the setup cell, in a fresh Python, so everything a function needs must be inside its cell; the rest "
-            "of the notebook is for you and is not run. The grader runs the original read-only cells, not edited "
-            "copies." + (" The reflection questions at the end are graded by a person." if assignment.questions
-                         else "") + "\n\n"
-            f"**Check before you submit.** Run the `check(...)` cells, or `python -m gradekit {assignment.notebook}` "
-            "in this folder (first `pip install -r requirements.txt`): the grader's own rules on the public cases; "
-            "hidden cases exist.")
-    return nbformat.v4.new_markdown_cell(text, id=SUBMIT_ID, metadata={"nbgrader": {
-        "grade": False, "grade_id": SUBMIT_ID, "locked": True, "schema_version": 3, "solution": False,
-        "task": False}})
 
 
 def allow_list_problems(assignment, folder: Path) -> list[str]:
@@ -231,3 +210,20 @@ def is_stale(course, assignment) -> list[str]:
             return [f"{committed} has {len(a.cells)} cells, a fresh release has {len(b.cells)}"]
         return [f"cell {x.get('id')} differs" for x, y in zip(a.cells, b.cells)
                 if (x.cell_type, x.source, x.metadata) != (y.cell_type, y.source, y.metadata)]
+
+
+def write_course_source(course, assignment, course_dir: Path) -> Path:
+    """``source/<assignment>/`` of an nbgrader course: the nbgrader notebook and every other file of our release (the
+    public checks), so the instructor's own ``nbgrader generate_assignment`` makes the same release."""
+    from autograder.gradebook import nbgrader_settings
+
+    settings = nbgrader_settings(Path(course_dir))
+    target = Path(settings.root) / "source" / assignment.id
+    with tempfile.TemporaryDirectory() as tmp:
+        released = generate(course, assignment, Path(tmp)).parent
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted(released.rglob("*")):
+            if path.is_file() and path.suffix != ".ipynb" and "__pycache__" not in path.parts:
+                (target / path.relative_to(released)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / path.relative_to(released))
+    return write_nbgrader_source(assignment, target)

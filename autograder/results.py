@@ -1,4 +1,5 @@
-"""Reports -> Gradescope's results.json and a terminal table. The only module that knows Gradescope's schema.
+"""Reports -> Gradescope's results.json and a terminal table; its html variant, with the feedback page in it, is
+``feedback.gradescope_html``.
 
 Schema: https://gradescope-autograders.readthedocs.io/en/latest/specs/ (top-level ``score``, ``execution_time``,
 ``output``, ``tests[]`` with ``name``, ``score``, ``max_score``, ``status``, ``output``; ``extra_data`` is free-form).
@@ -7,11 +8,8 @@ The same results also become JUnit XML (``junit``), which CI systems such as Git
 
 from __future__ import annotations
 
-import html
 import json
 import os
-import re
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -50,86 +48,6 @@ def gradescope(report: Report) -> dict:
 
 
 # ---------------------------------------------------------------------------- Gradescope: the feedback page, in parts
-FIGURES_BUDGET = 200_000  # characters of base64 PNG in one results.json; figures past it are left out (and said so)
-DETAILS_SUFFIX = ": details of the wrong cases"
-FIRST_WRONG = re.compile(r"^(?P<verdict>\d+ of \d+ cases are wrong\.) (?P<case>First wrong case: .*)$")
-
-
-def split_output(output: str) -> tuple[str, str]:
-    """A check's output as (verdict and hint, details of the cases): an exactness check's first wrong case may be one
-    of its hidden random cases, so its inputs and values are details; "N of M cases are wrong", the likely mistake
-    and the problems of the student's cells are the verdict. Outputs without a wrong case are all verdict."""
-    lines = output.split("\n")
-    for i, line in enumerate(lines):
-        match = FIRST_WRONG.match(line)
-        if match:
-            verdict, details = lines[:i] + [match["verdict"]], [match["case"]]
-            for rest in lines[i + 1:]:
-                (verdict if rest.startswith("Likely mistake:") else details).append(rest)
-            return "\n".join(verdict), "\n".join(details)
-    return output, ""
-
-
-def compact_png(png_base64: str, colors: int = 64) -> str:
-    """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
-    becomes 32 KB), the same size on screen."""
-    import base64
-    import io
-
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
-    out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
-    return base64.b64encode(out.getvalue()).decode("ascii")
-
-
-def gradescope_html(report: Report, assignment, figures: bool = True, budget: int = FIGURES_BUDGET) -> dict:
-    """results.json for Gradescope with the feedback page in it (``output_format`` html), in parts by visibility.
-
-    Each check is a visible test with its points, verdict and hint, and its learning curves (base64 PNG, the feedback
-    page's figure) while the figures stay within ``budget`` characters. A failed exactness check gets a second test,
-    0 points and ``visibility: after_due_date``, with its first wrong case and the table of wrong cases (inputs and
-    values, possibly of hidden cases). The top-level output is the score and the notes. ``extra_data`` is as in
-    ``gradescope()``: numbers only, no figures."""
-    from autograder import feedback
-    from gradekit.checks import ConvergenceCheck
-
-    data = gradescope(report)
-    tests, spent, left_out = [], 0, []
-    for result, test in zip(report.results, data["tests"], strict=True):
-        verdict, details = split_output(result.output)
-        body = f"<pre>{html.escape(verdict)}</pre>"
-        check = assignment.check(result.name)
-        if figures and isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
-            try:
-                png = compact_png(feedback.figure(check, result.data, assignment))
-            except Exception as exc:  # noqa: BLE001 - a figure must never cost a grade
-                png = None
-                print(f"autograder: figure of {result.name} not drawn: {exc!r}", file=sys.stderr)
-            if png and spent + len(png) <= budget:
-                spent += len(png)
-                body += (f"<img alt='learning curves of your code and of the reference' "
-                         f"src='data:image/png;base64,{png}'>")
-            elif png:
-                left_out.append(result.name)
-                body += "<p>(The learning-curve figure was left out to keep the results small.)</p>"
-        tests.append(test | {"output": body, "output_format": "html", "visibility": "visible"})
-        if details:
-            table = feedback.wrong_table(result.data["wrong"]) if result.data.get("wrong") else ""
-            tests.append({"name": result.title + DETAILS_SUFFIX, "name_format": "text", "score": 0.0,
-                          "max_score": 0.0, "status": "failed", "output": f"<pre>{html.escape(details)}</pre>{table}",
-                          "output_format": "html", "visibility": "after_due_date"})
-    head = f"<p><b>{report.score:g} / {report.max_score:g}</b> points for {html.escape(assignment.title)}.</p>"
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
-    hidden = any(t["visibility"] == "after_due_date" for t in tests)
-    data |= {"output": head + (f"<ul>{notes}</ul>" if notes else "") + (
-        "<p>The inputs and values of the wrong cases of each failed check are shown after the due date.</p>"
-        if hidden else ""), "output_format": "html", "tests": tests}
-    data["extra_data"] = data["extra_data"] | {"figures_left_out": left_out}
-    return data
-
-
 AUTOGRADER_ERROR = "Autograder error"  # the test name of a grade the grader itself could not make
 
 

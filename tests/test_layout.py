@@ -1,7 +1,6 @@
 """The three trust levels hold: the engine names no course content, a new assignment is content only (a fixture
 course graded end to end), and the student's kernel can import or read nothing grader-only."""
 
-import json
 import re
 import shutil
 import subprocess

@@ -161,7 +161,7 @@ def test_results_csv_and_report(course_dir, assignment):
     with open(course_dir / "results" / f"grades-{ASSIGNMENT}.csv") as f:
         reader = csv.DictReader(f)
         rows = {r["student"]: r for r in reader}
-    from autograder.gradebook import check_order
+    from autograder.nbgrader_source import check_order
 
     assert reader.fieldnames[-len(assignment.checks):] == check_order(assignment)
     assert check_order(assignment)[:3] == ["policy_gradient_update_exact", "bandit_table_learns", "pg_loss_exact"]
@@ -286,7 +286,7 @@ def test_config_errors_name_the_key(tmp_path, old, new, key):
 
 
 def test_a_question_without_its_answer_cell_is_named(tmp_path, assignment):
-    from autograder.gradebook import nbgrader_notebook
+    from autograder.nbgrader_source import nbgrader_notebook
 
     text = config.DEFAULT_CONFIG.read_text().replace("questions.reflect_gamma]", "questions.reflect_gama]", 1)
     (tmp_path / "course.toml").write_text(absolute(text))

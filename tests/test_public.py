@@ -15,7 +15,7 @@ from gradekit.checks import ExactCheck
 
 from autograder.execute import kernel_env
 from autograder.reference import reference as grader_reference
-from autograder.notebook import graded_cells, reference_functions
+from autograder.notebook import graded_cells
 from autograder.release import leaks, solution_lines
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
