@@ -14,7 +14,6 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gradekit.checks import ConvergenceCheck, ExactCheck, fmt
 from gradekit.drivers import build_network, network_params

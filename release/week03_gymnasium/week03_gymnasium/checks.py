@@ -16,10 +16,9 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from gradekit.checks import ConvergenceCheck, ExactCheck, fmt
-from week03_policy_gradients.checks import DiscountedReturnsExact, ReinforceLossExact
+from week03_policy_gradients.checks import ReinforceLossExact
 
 from . import drivers
 LOG_2PI = math.log(2 * math.pi)

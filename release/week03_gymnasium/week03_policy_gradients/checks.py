@@ -380,6 +380,9 @@ class ChainBaselineLearns(ChainReinforceLearns):
 
     def judge(self, cases, answers, reference):
         """As a convergence check, with a message naming both numbers each seed must reach."""
+        failed = self.error_result(answers)
+        if failed:  # nothing ran (e.g. not implemented): the error is the message
+            return failed
         result = super().judge(cases, answers, reference)
         returns = [ChainReinforceLearns.metric(self, a["ok"]) if "ok" in a else math.nan for a in answers]
         ratios = [self.ratio(a["ok"]) if "ok" in a else math.nan for a in answers]

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from gradekit.protocol import run_case
 
