@@ -6,7 +6,8 @@ Three levels, probed once per grading process and named in results.json (``extra
     An empty tmpfs root, made read-only, with read-only binds of only: ``/usr`` (``/bin``, ``/lib``... as their
     symlinks), the interpreter's prefix, its site-packages, ``/etc/ld.so.cache``, a generated ``/etc/passwd``, the
     ``visible`` folders at ``/grading/<name>`` (the kernel's ``PYTHONPATH``) and the kernel's connection file. A
-    private, size-capped ``/tmp`` (its home and working folder) and ``/dev/shm``, its own ``/proc`` and ``/dev``.
+    private, size-capped ``/tmp`` (its home and working folder; mounted before the binds, so an interpreter that lives
+    under the host's /tmp stays bound there, read-only) and ``/dev/shm``, its own ``/proc`` and ``/dev``.
     Every namespace unshared (mount, PID, network, IPC, UTS, cgroup, user): no network at all, the grader talks to
     the kernel over Unix sockets (ZeroMQ ``ipc``) reached through ``/proc/<pid>/root``. uid 65534 inside, no
     capabilities, no new user namespaces, an environment made from an allow-list. Killing the sandbox kills its PID
@@ -120,8 +121,12 @@ def _writable_cgroups() -> tuple:
 def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> bool:
     """Whether bwrap starts with our options; with ``uid``, whether it does as that uid and can run the kernel's
     interpreter and packages."""
-    args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), "--proc", "/proc", "--dev", "/dev"]
-    args += [*_python_binds(), "--", sys.executable, "-c", "import ipykernel"] if uid is not None else ["--", "true"]
+    args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), *_scratch_mounts()]
+    if uid is None:
+        args += ["--", "true"]
+    else:  # the kernel's own mounts (its /tmp first, then the interpreter, which may live under /tmp), its view
+        args += [*_python_binds(), "--remount-ro", "/", "--chdir", "/tmp", "--", sys.executable, "-c",
+                 "import ipykernel"]
     try:
         return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               preexec_fn=None if uid is None else functools.partial(_as_uid, uid),
@@ -298,6 +303,15 @@ def _system_binds() -> list[str]:
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
     return args
+
+
+def _scratch_mounts() -> list[str]:
+    """The sandbox's own /proc, /dev and size-capped tmpfs: mounted before any bind, so that binds of host folders
+    under /tmp (a venv in a temporary folder, pytest's) land on the private /tmp instead of being hidden by it."""
+    return ["--proc", "/proc", "--dev", "/dev",
+            "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
+            "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
+            "--size", str(RUN_KB << 10), "--tmpfs", INSIDE_RUN]
 
 
 def _python_binds() -> list[str]:
@@ -497,7 +511,7 @@ class Box:
                     *extra_arguments]
         self.env = kernel_env("/tmp", "/grading")
         args = [self.isolation.bwrap, *_namespace_args(self.isolation.disable_userns), *_system_binds(),
-                *_python_binds()]
+                *_scratch_mounts(), *_python_binds()]
         for name in ("ld.so.cache", "fonts"):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         args += _passwd_files(self.folder)
@@ -506,11 +520,7 @@ class Box:
                 os.chown(self.folder / name, self.uid, self.uid)
         for name, path in self.visible.items():
             args += ["--ro-bind", str(path), f"/grading/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
-                 "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
-                 "--size", str(RUN_KB << 10), "--tmpfs", INSIDE_RUN,
-                 "--ro-bind", self.connection_file, f"{INSIDE_RUN}/kernel.json",
+        args += ["--ro-bind", self.connection_file, f"{INSIDE_RUN}/kernel.json",
                  "--remount-ro", "/", "--chdir", "/tmp"]
         for key, value in self.env.items():
             args += ["--setenv", key, value]

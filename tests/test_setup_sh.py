@@ -3,6 +3,7 @@ network cannot be reached from here), and a whole run on this machine's Python a
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -87,8 +88,8 @@ def test_a_release_candidate_or_no_python_stops_the_build(source, tmp_path):
 @pytest.mark.slow
 def test_whole_setup_installs_the_lock_and_grades_the_reference(source, tmp_path):
     """setup.sh for real, but on this machine's Python 3.11 (AUTOGRADER_SETUP_PYTHON) and with pip's own indexes
-    (torch's CPU wheel is on this machine's disk): a venv from the lock, then the reference graded 16 / 16 by the
-    image's venv. About 2-4 minutes and 1.5 GB in the temporary folder."""
+    (torch's CPU wheel is on this machine's disk): a venv from the lock, then the reference graded full marks by
+    the image's venv. About 2-4 minutes and 1.5 GB in the temporary folder."""
     shutil.copytree(source, tmp_path / "autograder" / "source")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env |= {"AUTOGRADER_ROOT": str(tmp_path / "autograder"), "AUTOGRADER_SETUP_PYTHON": BASE_PYTHON,
@@ -97,7 +98,8 @@ def test_whole_setup_installs_the_lock_and_grades_the_reference(source, tmp_path
                           text=True, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "setup.sh: torch 2.13.0+cpu" in proc.stdout
-    assert "setup.sh: the reference solution got 16 / 16" in proc.stdout
+    got = re.search(r"setup\.sh: the reference solution got (\d+) / (\d+)\n", proc.stdout)
+    assert got and got[1] == got[2] and int(got[2]) > 0, proc.stdout[-2000:]
     venv = tmp_path / "autograder" / "venv" / "bin" / "python"
     freeze = subprocess.run([str(venv), "-m", "pip", "freeze"], capture_output=True, text=True).stdout
     assert "soupsieve==2.10" in freeze and "torch==2.13.0+cpu" in freeze
