@@ -179,12 +179,14 @@ def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     return answers
 
 
-def prepare(assignment, submission, checks) -> tuple[Reference, list[str], dict[str, list[dict]]]:
+def prepare(assignment, submission, checks, compare_locked: bool = True) -> tuple[Reference, list[str],
+                                                                                  dict[str, list[dict]]]:
     """The grader's side of a grade, done in a thread while the kernel starts: the reference, the locked-cell
     comparison and every check's cases. What it imports must be imported before (``preload``): two threads importing
     the same modules can deadlock on Python's import locks."""
     expected = reference(assignment)
-    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
+    # the reference notebook itself is no copy of the release (it lacks the cells release adds): nothing to compare
+    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4)) if compare_locked else []
     return expected, locked, {check.name: check.cases(expected) for check in checks}
 
 
@@ -221,7 +223,8 @@ def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1
     check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
     preload()
     pool = ThreadPoolExecutor(1)
-    prepared = pool.submit(prepare, assignment, submission, checks)  # the grader's work, while the kernel starts
+    is_reference = Path(path).resolve() == assignment.source.resolve()
+    prepared = pool.submit(prepare, assignment, submission, checks, not is_reference)  # while the kernel starts
     pool.shutdown(wait=False)
     with kernel:
         definitions.run(kernel, deadline)

@@ -40,6 +40,8 @@ def test_reference_gets_full_marks_and_blank_release_zero(assignment, tmp_path):
 def test_source_notebook_itself_gets_full_marks(assignment):
     report = grade(assignment.source, assignment, only={"policy_gradient_update_exact", "pg_loss_exact"})
     assert report.score == report.max_score, [r.output for r in report.results]
+    # the reference is no edited copy of the release (it lacks the cells release adds): no read-only-cell note
+    assert report.extra["locked_cells_changed"] == [] and not [n for n in report.notes if "Read-only" in n]
 
 
 def test_broken_cell_costs_only_its_own_checks(assignment, tmp_path):
