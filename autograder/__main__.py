@@ -296,7 +296,8 @@ def config_path(argv: list[str] | None) -> str:
     return str(config.DEFAULT_CONFIG)
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(course=None) -> argparse.ArgumentParser:
+    """The command line; ``course`` (loaded course.toml, if it loads) adds its content packages' exports."""
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     parser.add_argument("--config", default=str(config.DEFAULT_CONFIG), help="course.toml (default: the repo's)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -324,12 +325,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         command.add_argument("--assignment", help="assignment id from course.toml (default: grade-all the first; "
                              "grade the one the notebook is for, found from its cells and name)")
         command.add_argument("--check", action="append", default=[], help="grade only this check (repeatable)")
-    exports = {}
-    try:  # each content package's exports become commands (e.g. `animate`)
-        for assignment in config.load(config_path(argv)).assignments.values():
-            exports |= assignment.registry.exports
-    except config.ConfigError:
-        pass  # main() reports a broken course.toml
+    exports = {}  # each content package's exports become commands (e.g. `animate`)
+    for assignment in course.assignments.values() if course else ():
+        exports |= assignment.registry.exports
     for name, export in exports.items():
         command = sub.add_parser(name, help=export.help)
         command.add_argument("submission", nargs="?", help="a submission notebook (default: the reference solution)")
@@ -360,12 +358,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    try:
-        course = config.load(args.config)
+    try:  # loaded once, before parsing: the commands depend on the course's content
+        course, error = config.load(config_path(argv)), None
     except config.ConfigError as exc:
-        print(f"course.toml: {exc}", file=sys.stderr)
+        course, error = None, exc
+    args = build_parser(course).parse_args(argv)
+    if error is not None:
+        print(f"course.toml: {error}", file=sys.stderr)
         return 2
     commands = {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "grade-all": cmd_grade_all,
                 "calibrate": cmd_calibrate, "report": cmd_report,

@@ -401,17 +401,7 @@ class Cgroups:
         return found
 
     def kill_all(self, timeout: float = 10) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            pids = self.pids()
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.02)
+        _kill_until_gone(self.pids, timeout)
         for path in self.paths:
             for _ in range(50):
                 try:
@@ -419,6 +409,22 @@ class Cgroups:
                     break
                 except OSError:
                     time.sleep(0.02)
+
+
+def _kill_until_gone(pids, seconds: float) -> None:
+    """SIGKILL every process that ``pids()`` lists, again, until none is left or ``seconds`` have passed (a fork
+    may land between a listing and its kill)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        found = pids()
+        if not found:
+            return
+        for pid in found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
 def _pids_of_uid(uid: int) -> list[int]:
@@ -589,16 +595,7 @@ class Box:
                     pass
                 time.sleep(0.005)
         if self.uid is not None:
-            for _ in range(100):
-                pids = _pids_of_uid(self.uid)
-                if not pids:
-                    break
-                for p in pids:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except OSError:
-                        pass
-                time.sleep(0.02)
+            _kill_until_gone(lambda: _pids_of_uid(self.uid), 2.0)
         for p in self.cgroups.pids():
             try:
                 os.kill(p, signal.SIGKILL)

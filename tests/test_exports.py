@@ -4,7 +4,6 @@ import base64
 import csv
 import json
 import os
-import shlex
 import shutil
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from autograder import config
-from autograder.__main__ import build_parser, main
+from autograder.__main__ import main
 from autograder.exports import find_notebook, github_workflow
 from autograder.notebook import SubmissionError
 from autograder.results import AUTOGRADER_ERROR, error_results, write_json
