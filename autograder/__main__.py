@@ -29,10 +29,11 @@ def cmd_grade(course, args) -> int:
     grade, or an error entry for staff."""
     from autograder.exports import find_notebook
     from autograder.grade import grade, not_graded
-    from autograder.notebook import AssignmentUnknown, SubmissionError
+    from autograder.notebook import AssignmentUnknown, SubmissionError, check_assignment
     from autograder.results import (error_results, gradescope, table, unknown_assignment_results, write_json,
                                     write_junit)
     from autograder.sandbox import IsolationError
+    from autograder.worker import write_grade
 
     only = set(args.check) or None
     submission = Path(args.submission)
@@ -68,25 +69,16 @@ def cmd_grade(course, args) -> int:
         raise
     from autograder.gradebook import annotate
 
-    results = annotate(gradescope(report), Path(report.submission), assignment)  # late flag, reflection answers
+    page = None
     if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
         from autograder.feedback import gradescope_html
 
         write_json(Path(args.results), annotate(gradescope_html(report, assignment, figures=not args.no_html),
                                                 Path(report.submission), assignment))
-        if args.junit:
-            write_junit(Path(args.junit), results, assignment)
     else:
-        write(results)
-    page = None if args.no_html or args.gradescope else Path(args.results).parent / "feedback.html"
-    if page:
-        from autograder import feedback
-
-        try:
-            feedback.write(page, report, assignment)
-        except Exception as exc:  # noqa: BLE001 - the grade is written; a missing page must not fail it
-            print(f"autograder: feedback page not written: {exc!r}", file=sys.stderr)
-            page = None
+        page = write_grade(report, assignment, Path(args.results), page=not args.no_html)
+    if args.junit:  # late flag and reflection answers as in results.json
+        write_junit(Path(args.junit), annotate(gradescope(report), Path(report.submission), assignment), assignment)
     print(table([(Path(args.submission).name, report)]))
     for result in report.results:
         if not result.passed:
@@ -132,22 +124,6 @@ def which_assignment(course, submission: Path, given: str | None):
                             f"files). Submit the released notebook with your answers: one of {names}.")
 
 
-def check_assignment(course, notebook: Path, assignment) -> None:
-    """Refuse (SubmissionError) a notebook that is plainly another assignment's: its cells say so, whatever its name."""
-    from autograder.notebook import AssignmentUnknown, SubmissionError, detect_assignment, grade_ids
-
-    if not grade_ids(notebook):
-        return  # unreadable, or no nbgrader cells: grade() says what is wrong with it
-    try:
-        detected = detect_assignment(course, notebook)
-    except AssignmentUnknown:
-        return
-    if detected.id != assignment.id:
-        raise SubmissionError(f"{notebook.name} is the notebook of {detected.title} ({detected.notebook}), not of "
-                              f"{assignment.title}. Submit your {assignment.notebook} here, and {detected.notebook} "
-                              "to its own assignment.")
-
-
 def cmd_grade_all(course, args) -> int:
     from autograder.batch import grade_all
 
@@ -161,6 +137,12 @@ def cmd_grade_all(course, args) -> int:
     print((csv_path.parent / f"summary-{assignment.id}.txt").read_text())
     print(f"grades: {csv_path}\nreport: {csv_path.parent / f'report-{assignment.id}.html'}")
     return 0
+
+
+def cmd_worker(course, args) -> int:
+    from autograder.worker import main as serve
+
+    return serve(course, course.assignment(args.assignment), set(args.check) or None, args.workers)
 
 
 def cmd_report(course, args) -> int:
@@ -321,7 +303,9 @@ def build_parser(course=None) -> argparse.ArgumentParser:
     batch.add_argument("--regrade", action="store_true", help="grade again students that already have results")
     batch.add_argument("--student", action="append", default=[],
                        help="grade again only this student (repeatable); the others' results are kept")
-    for command in (grade, batch):
+    worker = sub.add_parser("worker", help="(used by grade-all) grade the jobs read from stdin, one JSON line each")
+    worker.add_argument("--workers", type=int, default=1, help="seeds of a behaviour check run at once")
+    for command in (grade, batch, worker):
         command.add_argument("--assignment", help="assignment id from course.toml (default: grade-all the first; "
                              "grade the one the notebook is for, found from its cells and name)")
         command.add_argument("--check", action="append", default=[], help="grade only this check (repeatable)")
@@ -367,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"course.toml: {error}", file=sys.stderr)
         return 2
     commands = {"demo": cmd_demo, "release": cmd_release, "grade": cmd_grade, "grade-all": cmd_grade_all,
+                "worker": cmd_worker,
                 "calibrate": cmd_calibrate, "report": cmd_report,
                 "gradescope-zip": cmd_gradescope_zip, "github-workflow": cmd_github_workflow,
                 "nbgrader-source": cmd_nbgrader_source}

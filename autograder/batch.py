@@ -1,9 +1,11 @@
 """Grade a class: nbgrader's ``submitted/<student>/<assignment>/`` layout in, one results.json per student out.
 
-Each student is graded by its own ``python -m autograder grade`` process, so one student's crash cannot touch
-another's grade. Results are written atomically as each student finishes; a re-run skips students whose results.json
-is complete (unless ``regrade``), so a batch killed at any moment, even with SIGKILL, resumes without losing or
-corrupting anything. A submission with a file newer than its results.json (a resubmission) is graded again, and
+One long-lived grading worker per job slot (``worker.py``) grades the students it is sent, each in a fresh sandboxed
+kernel, paying imports and the reference once. A worker that dies (or overruns a submission's time limit) takes only
+its current student with it: that student is retried once in a new worker, then gets an autograder error entry.
+Results are written atomically as each student finishes; a re-run skips students whose results.json is complete
+(unless ``regrade``), so a batch killed at any moment, even with SIGKILL (its workers die with it), resumes without
+losing, corrupting or grading twice anything. A submission with a file newer than its results.json (a resubmission) is graded again, and
 ``students`` regrades just those. The grades CSV, the summary and the class report are rebuilt from all results.json
 files at the end.
 
@@ -15,14 +17,17 @@ its gradebook, with the late penalty, and its autograded notebook gets our feedb
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
 import os
+import selectors
 import signal
 import subprocess
 import sys
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import tempfile
+import time
+from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,23 +69,159 @@ def is_complete(path: Path) -> bool:
         return False
 
 
-def grade_one(job: Job, assignment, config_path: Path, only: list[str], workers: int = 1) -> None:
-    """Grade one student in a child process; whatever happens, leave a complete results.json behind."""
-    cmd = [sys.executable, "-m", "autograder", "--config", str(config_path), "grade", str(job.notebook),
-           "--results", str(job.results), "--assignment", assignment.id, "--workers", str(workers)]
-    cmd += [arg for name in only for arg in ("--check", name)]
-    timeout = assignment.limits.submission_seconds + 120
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+AHEAD = 2  # jobs a worker holds: the one it grades, and the next, whose kernel starts meanwhile
+ATTEMPTS = 2  # a student whose worker died is retried once, then gets an autograder error entry
+
+
+def worker_command(config_path: Path, assignment, only: list[str], workers: int) -> list[str]:
+    cmd = [sys.executable, "-m", "autograder", "--config", str(config_path), "worker", "--assignment", assignment.id,
+           "--workers", str(workers)]
+    return cmd + [arg for name in only for arg in ("--check", name)]
+
+
+def _die_with_parent() -> None:
+    """In a worker, before exec: SIGKILL when grade-all dies (Linux), so a killed batch leaves no grader behind."""
     try:
-        _, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, stderr = proc.communicate()
-        stderr = f"grading did not finish within {timeout:.0f} s"
-    if not is_complete(job.results):
-        write_json(job.results, error_results(assignment, RuntimeError(stderr.strip()[-500:] or
-                                                                       f"exit code {proc.returncode}")))
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    """One grading worker process as grade-all sees it: the jobs sent to it, and the one it is grading."""
+
+    def __init__(self, command: list[str]):
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        self.sent: deque[Job] = deque()
+        self.current: Job | None = None
+        self.since = 0.0
+        self.ready = False  # it said it is up (imports done): a death before that is the grader's, not a student's
+        self.finished = False  # its input is closed: it gets no more jobs
+        self.buffer = b""
+
+    def send(self, job: Job) -> None:
+        line = json.dumps({"student": job.student, "notebook": str(job.notebook), "results": str(job.results)})
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except OSError:
+            pass  # dead: its end of file on stdout says so
+        self.sent.append(job)
+
+    def messages(self) -> list[dict] | None:
+        """The messages that arrived (after a select said so); None at end of file (the worker is gone)."""
+        chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+        if not chunk:
+            return None
+        self.buffer += chunk
+        *lines, self.buffer = self.buffer.split(b"\n")
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                pass  # not ours (a library printing to stdout)
+        return out
+
+    def finish(self) -> None:
+        """No more jobs: end its input; it exits when done."""
+        self.finished = True
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+
+    def kill(self) -> str:
+        """Kill it (and its process group); return the end of what it wrote on stderr."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.proc.wait()
+        self.finish()
+        self.proc.stdout.close()
+        self.stderr.seek(0)
+        tail = self.stderr.read().decode(errors="replace").strip()[-500:]
+        self.stderr.close()
+        return tail
+
+
+def run_workers(todo: list[Job], assignment, config_path: Path, only: list[str], jobs: int, workers: int,
+                bar) -> None:
+    """Grade ``todo`` on ``jobs`` workers; every job ends with a complete results.json."""
+    queue, attempts, pool = deque(todo), Counter(), []
+    selector = selectors.DefaultSelector()
+    timeout = assignment.limits.submission_seconds + 120
+    command = worker_command(config_path, assignment, only, workers)
+
+    def spawn() -> None:
+        worker = Worker(command)
+        selector.register(worker.proc.stdout, selectors.EVENT_READ, worker)
+        pool.append(worker)
+
+    def feed() -> None:  # one job each first, then one ahead each, so the work is spread
+        while queue and sum(not w.finished for w in pool) < jobs:
+            spawn()
+        for depth in range(1, AHEAD + 1):
+            for worker in pool:
+                if queue and not worker.finished and len(worker.sent) < depth:
+                    worker.send(queue.popleft())
+        for worker in pool:
+            if not queue and not worker.sent and not worker.finished:
+                worker.finish()
+
+    def gone(worker: Worker, why: str) -> None:
+        selector.unregister(worker.proc.stdout)
+        pool.remove(worker)
+        tail = worker.kill()
+        if worker.sent:
+            died(worker, why, tail)
+
+    def died(worker: Worker, why: str, tail: str) -> None:
+        if not worker.ready:
+            raise RuntimeError(f"the grading worker could not start: {tail or why}")
+        lost = worker.current or worker.sent[0]  # the student it was grading, or about to
+        for job in reversed(worker.sent):  # never started: back to the front of the queue, no attempt counted
+            if job is not lost:
+                queue.appendleft(job)
+        attempts[lost.student] += 1
+        if attempts[lost.student] < ATTEMPTS:
+            queue.appendleft(lost)
+        else:
+            write_json(lost.results, error_results(assignment, RuntimeError(
+                f"the grading process stopped twice while grading this submission ({why}): {tail}")))
+            bar.set_postfix_str(lost.student)
+            bar.update()
+
+    try:
+        feed()
+        while pool:
+            for key, _ in selector.select(timeout=1.0):
+                worker = key.data
+                messages = worker.messages()
+                if messages is None:  # its end: done with everything sent, or dead
+                    gone(worker, f"exit code {worker.proc.wait()}")
+                    continue
+                for message in messages:
+                    if "ready" in message:
+                        worker.ready = True
+                    elif "start" in message:
+                        worker.current = next((j for j in worker.sent if j.student == message["start"]), None)
+                        worker.since = time.monotonic()
+                    elif "done" in message and worker.current is not None:
+                        worker.sent.remove(worker.current)
+                        bar.set_postfix_str(worker.current.student)
+                        bar.update()
+                        worker.current = None
+            for worker in list(pool):
+                if worker.current is not None and time.monotonic() - worker.since > timeout:
+                    gone(worker, f"grading did not finish within {timeout:.0f} s")
+            feed()
+    finally:
+        for worker in pool:
+            worker.kill()
 
 
 def is_outdated(job: Job) -> bool:
@@ -113,14 +254,9 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
         job for job in everyone if regrade or not is_complete(job.results) or is_outdated(job)]
     jobs = jobs or os.cpu_count() or 1
     workers = max(1, (os.cpu_count() or 1) // jobs)  # the cores left to each student for parallel seeds
-    with ThreadPoolExecutor(max_workers=jobs) as pool, \
-            tqdm(total=len(everyone), initial=len(everyone) - len(todo), desc=f"grading {assignment.id}",
-                 unit="student", disable=not progress, file=sys.stderr) as bar:
-        futures = {pool.submit(grade_one, job, assignment, config_path, list(only), workers): job for job in todo}
-        for future in as_completed(futures):
-            future.result()
-            bar.set_postfix_str(futures[future].student)
-            bar.update()
+    with tqdm(total=len(everyone), initial=len(everyone) - len(todo), desc=f"grading {assignment.id}",
+              unit="student", disable=not progress, file=sys.stderr) as bar:
+        run_workers(todo, assignment, config_path, list(only), jobs, workers, bar)
     notes = annotate(everyone, assignment, nbgrader)
     roster = gradebook.roster(nbgrader) if nbgrader else []
     csv_path = write_outputs(out, assignment, [(job.student, json.loads(job.results.read_text())) for job in everyone],

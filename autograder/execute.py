@@ -14,10 +14,12 @@ import json
 import os
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -96,16 +98,27 @@ class KernelSession:
     ``visible`` maps an import name to a host folder; each is bound read-only at ``/grading/<name>`` in the sandbox,
     and ``/grading`` is the kernel's PYTHONPATH. Nothing else of the course is visible. ``isolation`` (the level in
     force and what it covers) is probed before the first kernel starts; below ``min_isolation`` no kernel starts
-    (``sandbox.IsolationError``)."""
+    (``sandbox.IsolationError``). ``setup`` (the instructor's setup cell) runs as part of every start and restart;
+    ``setup_run`` is its last run. ``slot`` tells apart kernels of one grading process that live at the same time (the
+    next student's kernel starting while this one's is graded): each gets a uid of its own."""
 
-    def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none"):
+    def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none",
+                 setup: str | None = None, slot: int = 0):
         self.limits = limits
         self.visible = {name: Path(path) for name, path in (visible or {}).items()}
         self._isolation = sandbox.probe()
         sandbox.require(self._isolation, min_isolation)
+        self.setup, self.slot = setup, slot
+        self.setup_run: CellRun | None = None
         self.restarts = 0
         self.pid = 0
         self.box: sandbox.Box | None = None
+        self.cpu_seconds = 0.0  # CPU time of the kernels' whole trees so far (where a cpuacct cgroup measures it)
+
+    @property
+    def measures_cpu(self) -> bool:
+        """Whether ``cpu_seconds`` is measured (a writable cpuacct cgroup per kernel)."""
+        return "cpuacct" in self._isolation.cgroups
 
     @property
     def isolation(self) -> dict:
@@ -120,7 +133,7 @@ class KernelSession:
         self._stop()
 
     def _start(self) -> None:
-        self.box = sandbox.Box(self._isolation, self.limits, self.visible)
+        self.box = sandbox.Box(self._isolation, self.limits, self.visible, self.slot)
         self.nb = nbformat.v4.new_notebook()
         self.client = CappedClient(self.nb, timeout=int(self.limits.cell_seconds), kernel_name="python3",
                                    kernel_manager_class=SandboxedKernelManager,
@@ -130,7 +143,9 @@ class KernelSession:
         km = self.client.km = self.client.create_kernel_manager()
         km.box = self.box
         km.transport, km.ip, km.connection_file = "ipc", self.box.kernel_ip, self.box.connection_file
-        km.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
+        # the command is the sandbox's (format_kernel_cmd): no kernelspec lookup, which would import IPython here;
+        # interrupts as messages, since a signal would reach bwrap, not the kernel
+        km._kernel_spec = KernelSpec(argv=[], display_name="Python 3", language="python", interrupt_mode="message")
         try:
             self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          preexec_fn=self.box.preexec)
@@ -139,12 +154,15 @@ class KernelSession:
         except BaseException:
             self._stop()
             raise
+        if self.setup is not None:
+            self.setup_run = self.run(self.setup)
 
     def _stop(self) -> None:
         """Kill the kernel and every process it started (the sandbox, its uid, its cgroups), then let nbclient clean
         up and remove the kernel's folder."""
         if self.box is None:
             return
+        self.cpu_seconds += self.box.cgroups.cpu_seconds() or 0.0
         self.box.kill(self.pid)
         try:
             self.client._cleanup_kernel()
@@ -174,3 +192,45 @@ class KernelSession:
         if run.error:
             run.status = "error"
         return run
+
+
+class KernelThread:
+    """A KernelSession that lives in a thread of its own, started (setup cell included) as soon as it is made: a
+    batch worker makes the next student's kernel while it grades this one, so the kernel's start leaves the critical
+    path. Every call runs in that thread, since the session's event loop and sockets belong to the thread that made
+    them. ``with KernelThread(...) as k`` waits for the start; the same methods as KernelSession."""
+
+    def __init__(self, limits, visible=None, min_isolation: str = "none", setup: str | None = None, slot: int = 0):
+        self.session = KernelSession(limits, visible, min_isolation, setup, slot)  # the level check, here and now
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kernel-{slot}")
+        self._started = self._thread.submit(self.session._start)
+
+    def _call(self, method, *args):
+        return self._thread.submit(method, *args).result()
+
+    def __enter__(self) -> KernelThread:
+        try:
+            self._started.result()
+        except BaseException:
+            self._thread.shutdown()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the kernel (started or not) and its thread."""
+        try:
+            self._call(self.session._stop)
+        finally:
+            self._thread.shutdown()
+
+    def run(self, code: str, timeout: float | None = None) -> CellRun:
+        return self._call(self.session.run, code, timeout)
+
+    def restart(self) -> None:
+        self._call(self.session.restart)
+
+    def __getattr__(self, name):  # limits, isolation, restarts, setup_run, cpu_seconds, box
+        return getattr(self.session, name)

@@ -1,9 +1,13 @@
 """Grade one submission: define the student's functions in a fresh kernel, run every check there, judge here.
 
-The kernel gets the instructor's ``setup`` cell (imports), then each graded cell of the submission on its own, so one
-broken cell costs only the checks of its function. Each check then sends its cases to the kernel and judges the plain
-data that comes back. A check that times out or kills the kernel fails alone: the kernel is restarted and the
-definitions replayed for the next check.
+The kernel gets the instructor's ``setup`` cell (imports) as part of its start, then each graded cell of the submission
+on its own, so one broken cell costs only the checks of its function. Each check then sends its cases to the kernel
+and judges the plain data that comes back. A check that times out or kills the kernel fails alone: the kernel is
+restarted and the definitions replayed for the next check.
+
+A ``Grader`` holds what does not depend on the submission (the reference, every check's cases and expected answers)
+and computes it once per process: a batch worker (``worker.py``) grades many submissions with one Grader, each in a
+fresh kernel of its own that it starts while the previous submission is graded.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from tqdm import tqdm
 from gradekit.checks import CheckResult, Reference
 from gradekit.protocol import MIME, driver_name
 
-from autograder.execute import KernelSession
+from autograder.execute import KernelThread
 from autograder.notebook import SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission
 from autograder.reference import reference
 
@@ -51,18 +54,19 @@ def first_line(error: dict | None) -> str:
 
 
 class Definitions:
-    """Runs the setup cell and the student's graded cells in a kernel, remembering what went wrong with each."""
+    """Runs the student's graded cells in a kernel (whose start ran the setup cell), remembering what went wrong with
+    each."""
 
     def __init__(self, assignment, submission):
-        self.setup = cell_source(nbformat.read(assignment.source, as_version=4), assignment.setup_cell)
         self.cells = {name: graded_cells(submission).get(name, []) for name in assignment.graded_cells}
         self.problems: dict[str, str] = {}
         self.skip: set[str] = set()
 
-    def run(self, kernel: KernelSession, deadline: float) -> None:
-        setup = kernel.run(self.setup)
-        if setup.status != "ok":
-            raise RuntimeError(f"the instructor's setup cell failed in the grading kernel: {first_line(setup.error)}")
+    def run(self, kernel: KernelThread, deadline: float) -> None:
+        setup = kernel.setup_run
+        if setup is None or setup.status != "ok":
+            raise RuntimeError("the instructor's setup cell failed in the grading kernel: "
+                               f"{first_line(setup.error) if setup else 'not run'}")
         for name, cells in self.cells.items():
             if not cells:
                 self.problems[name] = (f"The graded cell `{name}` is missing from the notebook (no cell has nbgrader "
@@ -101,7 +105,7 @@ def answers_from(outputs: list, n: int) -> list[dict]:
     return [{"error": {"type": "GraderError", "message": message, "where": ""}}] * n
 
 
-def run_check(kernel: KernelSession, check, cases: list[dict], deadline: float,
+def run_check(kernel: KernelThread, check, cases: list[dict], deadline: float,
               workers: int = 1) -> tuple[str, list[dict], float]:
     """Send a check's cases to the kernel, a batch at a time, until all are answered or the verdict is settled.
 
@@ -142,7 +146,7 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
                                    "make sure the function returns the documented types.")
 
 
-def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadline: float, workers: int = 1):
+def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadline: float, workers: int = 1):
     """Add the check's feedback-only runs (e.g. training with a variant) to its data, if time allows. They never
     change the verdict: a failure only leaves them out of the figure. Returns the kernel's status and the result."""
     cases = check.feedback_cases()
@@ -156,10 +160,16 @@ def with_feedback_runs(kernel: KernelSession, check, result: CheckResult, deadli
     return "ok", replace(result, data=result.data | {"feedback_runs": runs})
 
 
-def kernel_session(assignment) -> KernelSession:
-    """The sandboxed kernel session of a grade; refuses (IsolationError) below course.toml's ``min_isolation``, and
-    warns on stderr below level full."""
-    kernel = KernelSession(assignment.limits, assignment.kernel_packages, assignment.min_isolation)
+def setup_code(assignment) -> str:
+    """The instructor's setup cell (imports), from the source notebook: every grading kernel runs it first."""
+    return cell_source(nbformat.read(assignment.source, as_version=4), assignment.setup_cell)
+
+
+def kernel_session(assignment, setup: str | None = None, slot: int = 0) -> KernelThread:
+    """A sandboxed kernel for one submission, starting now in a thread of its own (``setup`` included); refuses
+    (IsolationError) below course.toml's ``min_isolation``, and warns on stderr below level full."""
+    kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation,
+                          setup_code(assignment) if setup is None else setup, slot)
     isolation = kernel.isolation
     if isolation["level"] != "full":
         print(f"autograder: warning: student code runs at isolation level {isolation['level']!r}, not 'full' "
@@ -179,25 +189,6 @@ def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     return answers
 
 
-def prepare(assignment, submission, checks, compare_locked: bool = True) -> tuple[Reference, list[str],
-                                                                                  dict[str, list[dict]]]:
-    """The grader's side of a grade, done in a thread while the kernel starts: the reference, the locked-cell
-    comparison and every check's cases. What it imports must be imported before (``preload``): two threads importing
-    the same modules can deadlock on Python's import locks."""
-    expected = reference(assignment)
-    # the reference notebook itself is no copy of the release (it lacks the cells release adds): nothing to compare
-    locked = locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4)) if compare_locked else []
-    return expected, locked, {check.name: check.cases(expected) for check in checks}
-
-
-def preload() -> None:
-    """The modules ``prepare`` needs that starting a kernel imports too: the source's setup cell's and nbgrader's."""
-    import IPython.display  # noqa: F401
-    import matplotlib.animation  # noqa: F401
-    import matplotlib.pyplot  # noqa: F401
-    import nbgrader.utils  # noqa: F401
-
-
 def not_graded(path: Path, assignment, message: str, only: set[str] | None = None, seconds: float = 0.0) -> Report:
     """The report of a submission that cannot be graded (unreadable, or no notebook in the folder): 0 on every
     check, with the message that says what to submit."""
@@ -205,58 +196,94 @@ def not_graded(path: Path, assignment, message: str, only: set[str] | None = Non
     return Report(assignment.id, str(path), [check.result(False, message) for check in checks], seconds, [message])
 
 
+class Grader:
+    """Grades submissions of one assignment in this process: ``only`` restricts grading to the named checks;
+    ``workers`` is how many seeds of a behaviour check run at once (the kernel forks one single-threaded copy per
+    seed); ``figures`` adds the feedback-only runs the feedback page draws.
+
+    What does not depend on the submission is computed once, on first use: the setup cell, the reference (whose
+    expected answers are remembered per case), every check's cases. Student code runs only in the kernels."""
+
+    def __init__(self, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True):
+        self.assignment, self.only, self.workers, self.figures = assignment, only, workers, figures
+        self.checks = [c for c in assignment.checks if only is None or c.name in only]
+        self.setup = setup_code(assignment)
+        self._expected: Reference | None = None
+        self._cases: dict[str, list[dict]] = {}
+
+    def kernel(self, slot: int = 0) -> KernelThread:
+        """A fresh kernel for one submission, starting now (see ``kernel_session``)."""
+        return kernel_session(self.assignment, self.setup, slot)
+
+    def prepare(self) -> tuple[Reference, dict[str, list[dict]]]:
+        if self._expected is None:
+            self._expected = reference(self.assignment)
+            self._cases = {check.name: check.cases(self._expected) for check in self.checks}
+        return self._expected, self._cases
+
+    def grade(self, path: Path, kernel: KernelThread | None = None, progress: bool = False) -> Report:
+        """Grade the notebook at ``path`` in ``kernel`` (made by ``self.kernel()``, maybe started a while ago), or
+        in a kernel started now; the kernel is stopped at the end either way. ``progress`` shows a bar over the checks
+        on stderr."""
+        start, cpu = time.monotonic(), time.process_time()
+        assignment, checks = self.assignment, self.checks
+        deadline = start + assignment.limits.submission_seconds
+        try:
+            submission = read_submission(path, assignment)
+        except SubmissionError as exc:
+            if kernel is not None:
+                kernel.close()
+            return not_graded(path, assignment, str(exc), self.only, time.monotonic() - start)
+        definitions = Definitions(assignment, submission)
+        kernel = kernel or self.kernel()  # before any student code: below the course's minimum isolation, refuse
+        results = []
+        check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
+        with kernel:  # the kernel starts in its thread while the grader prepares (once per process)
+            is_reference = Path(path).resolve() == assignment.source.resolve()
+            # the reference notebook itself is no copy of the release (it lacks the cells release adds): nothing to
+            # compare
+            locked = (locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
+                      if not is_reference else [])
+            expected, all_cases = self.prepare()
+            definitions.run(kernel, deadline)
+            for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
+                              file=sys.stderr, leave=False):
+                remaining = deadline - time.monotonic()
+                if remaining < 1:
+                    results.append(check.result(False, "Not run: grading this submission used up its time limit "
+                                                       f"({assignment.limits.submission_seconds:.0f} s)."))
+                    continue
+                check_start = time.monotonic()
+                cases = all_cases[check.name]
+                status, answers, seconds = run_check(kernel, check, cases, deadline, self.workers)
+                result = judge_run(check, cases, status, answers, seconds, expected)
+                if status == "ok" and self.figures:
+                    status, result = with_feedback_runs(kernel, check, result, deadline, self.workers)
+                if status in ("timeout", "died") and deadline - time.monotonic() > 1:
+                    kernel.restart()
+                    definitions.run(kernel, deadline)
+                problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
+                if problems and not result.passed:
+                    result = replace(result, output="\n".join(problems + [result.output]))
+                results.append(result)
+                check_seconds[check.name] = round(time.monotonic() - check_start, 3)
+            restarts, isolation = kernel.restarts, kernel.isolation
+        notes = sorted(set(definitions.problems.values()))
+        if locked:
+            notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
+                         "read-only code, not your copy, so this does not change your score; a teacher may look at "
+                         "it.")
+        if restarts:
+            notes.append(f"The grading kernel was restarted {restarts} time(s).")
+        kernel_cpu = kernel.cpu_seconds if kernel.measures_cpu else None
+        return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
+                      {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
+                       "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks},
+                       "cpu_seconds": {"grader": round(time.process_time() - cpu, 3),
+                                       "kernel": None if kernel_cpu is None else round(kernel_cpu, 3)}})
+
+
 def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True,
           progress: bool = False) -> Report:
-    """Grade the notebook at ``path``; ``only`` restricts grading to the named checks; ``workers`` is how many seeds
-    of a behaviour check run at once (the kernel forks one single-threaded copy per seed); ``figures`` adds the
-    feedback-only runs the feedback page draws; ``progress`` shows a bar over the checks on stderr."""
-    start = time.monotonic()
-    checks = [c for c in assignment.checks if only is None or c.name in only]
-    deadline = start + assignment.limits.submission_seconds
-    try:
-        submission = read_submission(path, assignment)
-    except SubmissionError as exc:
-        return not_graded(path, assignment, str(exc), only, time.monotonic() - start)
-    definitions = Definitions(assignment, submission)
-    kernel = kernel_session(assignment)  # before any student code: below the course's minimum isolation, refuse
-    results = []
-    check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
-    preload()
-    pool = ThreadPoolExecutor(1)
-    is_reference = Path(path).resolve() == assignment.source.resolve()
-    prepared = pool.submit(prepare, assignment, submission, checks, not is_reference)  # while the kernel starts
-    pool.shutdown(wait=False)
-    with kernel:
-        definitions.run(kernel, deadline)
-        expected, locked, all_cases = prepared.result()
-        for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
-                          file=sys.stderr, leave=False):
-            remaining = deadline - time.monotonic()
-            if remaining < 1:
-                results.append(check.result(False, "Not run: grading this submission used up its time limit "
-                                                   f"({assignment.limits.submission_seconds:.0f} s)."))
-                continue
-            check_start = time.monotonic()
-            cases = all_cases[check.name]
-            status, answers, seconds = run_check(kernel, check, cases, deadline, workers)
-            result = judge_run(check, cases, status, answers, seconds, expected)
-            if status == "ok" and figures:
-                status, result = with_feedback_runs(kernel, check, result, deadline, workers)
-            if status in ("timeout", "died") and deadline - time.monotonic() > 1:
-                kernel.restart()
-                definitions.run(kernel, deadline)
-            problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
-            if problems and not result.passed:
-                result = replace(result, output="\n".join(problems + [result.output]))
-            results.append(result)
-            check_seconds[check.name] = round(time.monotonic() - check_start, 3)
-        restarts, isolation = kernel.restarts, kernel.isolation
-    notes = sorted(set(definitions.problems.values()))
-    if locked:
-        notes.append("Read-only cells were changed (" + "; ".join(locked) + "). The grader ran the original "
-                     "read-only code, not your copy, so this does not change your score; a teacher may look at it.")
-    if restarts:
-        notes.append(f"The grading kernel was restarted {restarts} time(s).")
-    return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
-                  {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
-                   "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks}})
+    """Grade the notebook at ``path`` on its own (a ``Grader`` for one submission; see there for the arguments)."""
+    return Grader(assignment, only, workers, figures).grade(path, progress=progress)

@@ -170,3 +170,17 @@ def detect_assignment(course, path: Path):
     raise AssignmentUnknown(f"Could not tell which assignment {name} is for: it has no cell of any assignment's "
                             f"released notebook and its name is none of {names}. Submit the released notebook "
                             "with your answers, without renaming it or removing its cells.")
+
+
+def check_assignment(course, notebook: Path, assignment) -> None:
+    """Refuse (SubmissionError) a notebook that is plainly another assignment's: its cells say so, whatever its name."""
+    if not grade_ids(notebook):
+        return  # unreadable, or no nbgrader cells: grade() says what is wrong with it
+    try:
+        detected = detect_assignment(course, notebook)
+    except AssignmentUnknown:
+        return
+    if detected.id != assignment.id:
+        raise SubmissionError(f"{notebook.name} is the notebook of {detected.title} ({detected.notebook}), not of "
+                              f"{assignment.title}. Submit your {assignment.notebook} here, and {detected.notebook} "
+                              "to its own assignment.")

@@ -47,8 +47,10 @@ FORCE_ENV, BWRAP_ENV = "AUTOGRADER_ISOLATION", "AUTOGRADER_BWRAP"
 SANDBOX_UID = 65534  # the kernel's uid and gid inside the namespaces ("nobody")
 PIDS_MAX = 128  # processes and threads of one kernel's whole tree (a grading kernel uses ~20 with 2 forked seeds)
 TMP_MB, SHM_MB, RUN_KB = 256, 64, 256  # the kernel's private /tmp (home, working folder), /dev/shm, socket folder
-FALLBACK_UID_BASE = 2_000_000_000  # fallback uids: this + the grader's pid (no account uses this range)
-FALLBACK_SMALL = 60000  # or this + pid % 1000 where only uids below 65536 are mapped
+FALLBACK_UID_BASE = 2_000_000_000  # own uids: this + 2 × the grader's pid + slot (no account uses this range)
+FALLBACK_SMALL = 60000  # or this + 2 × (pid % 1000) + slot where only uids below 65536 are mapped
+CONTROLLERS = ("pids", "memory", "cpuacct")  # cgroup v1: process and memory caps; CPU time measured, not capped
+SLOTS = 2  # kernels one grading process may run at once: the student's, and the next one's starting
 INSIDE_RUN = "/run/kernel"  # inside the sandbox: the connection file and the kernel's Unix sockets
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -69,7 +71,7 @@ class Isolation:
     reason: str = ""  # why the level is not higher
     bwrap: str = ""
     disable_userns: bool = False
-    cgroups: tuple = ()  # writable cgroup v1 hierarchies: ("pids", "memory")
+    cgroups: tuple = ()  # writable cgroup v1 hierarchies of CONTROLLERS
     own_uid: bool = False  # full, grader is root: bwrap runs as an unprivileged uid of its own, not as root
 
     def as_dict(self) -> dict:
@@ -104,7 +106,7 @@ def _own_cgroup(controller: str) -> Path | None:
 
 def _writable_cgroups() -> tuple:
     found = []
-    for controller in ("pids", "memory"):
+    for controller in CONTROLLERS:
         base = _own_cgroup(controller)
         if base is None or not base.is_dir():
             continue
@@ -135,9 +137,12 @@ def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> bo
         return False
 
 
-def fallback_uid() -> int:
-    """The fallback's kernel uid: unique to this grading process, inside the uid range this machine maps."""
-    uid = FALLBACK_UID_BASE + os.getpid()
+def fallback_uid(slot: int = 0) -> int:
+    """A kernel's uid of its own: unique to this grading process and ``slot`` (0 or 1), inside the uid range this
+    machine maps."""
+    if not 0 <= slot < SLOTS:
+        raise ValueError(f"slot must be 0 or 1, got {slot}")
+    uid = FALLBACK_UID_BASE + SLOTS * os.getpid() + slot
     try:
         for line in Path("/proc/self/uid_map").read_text().splitlines():
             inside, _, count = map(int, line.split())
@@ -145,12 +150,12 @@ def fallback_uid() -> int:
                 return uid
     except (OSError, ValueError):
         pass
-    return FALLBACK_SMALL + os.getpid() % 1000  # a remapped container (uids 0-65535): below systemd's dynamic users
+    return FALLBACK_SMALL + SLOTS * (os.getpid() % 1000) + slot  # a remapped container (uids 0-65535)
 
 
 def _is_own_uid(uid: int) -> bool:
     """Whether ``uid`` is one ``fallback_uid`` hands out (never an account's)."""
-    return uid >= FALLBACK_UID_BASE or FALLBACK_SMALL <= uid < FALLBACK_SMALL + 1000
+    return uid >= FALLBACK_UID_BASE or FALLBACK_SMALL <= uid < FALLBACK_SMALL + SLOTS * 1000
 
 
 def _as_uid(uid: int) -> None:
@@ -182,7 +187,7 @@ def sweep_stale() -> None:
         pid = name[len(prefix):].split("-")[0]
         return pid.isdigit() and not os.path.exists(f"/proc/{pid}")
 
-    for controller in ("pids", "memory"):
+    for controller in CONTROLLERS:
         base = _own_cgroup(controller)
         for path in base.glob("autograder-*-*") if base and base.is_dir() else ():
             if dead(path.name, "autograder-"):
@@ -358,7 +363,7 @@ def launcher(nproc: int | None) -> list[str]:
 # --- cgroups --------------------------------------------------------------------------------------------------------
 
 class Cgroups:
-    """One kernel's cgroup v1 groups (pids, memory) under the grader's own, where writable."""
+    """One kernel's cgroup v1 groups (pids, memory, cpuacct) under the grader's own, where writable."""
 
     def __init__(self, controllers: tuple, memory_bytes: int):
         self.paths: list[Path] = []
@@ -370,7 +375,7 @@ class Cgroups:
                 path.mkdir()
                 if controller == "pids":
                     (path / "pids.max").write_text(str(PIDS_MAX))
-                else:
+                elif controller == "memory":
                     (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
                     self._try_write(path / "memory.swappiness", "0")
                 self.paths.append(path)
@@ -390,6 +395,15 @@ class Cgroups:
         for path in self.paths:
             with open(path / "cgroup.procs", "w") as f:
                 f.write(str(os.getpid()))
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time of every process that ran in the group so far (user + sys), if a cpuacct group measures it."""
+        if "cpuacct" not in self.controllers:
+            return None
+        try:
+            return int((self.paths[self.controllers.index("cpuacct")] / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
 
     def pids(self) -> set[int]:
         found = set()
@@ -465,13 +479,13 @@ def _tasks_of_own_uid() -> int:
 class Box:
     """Everything one kernel start needs: its folder, its cgroups, its command, and the kill that leaves nothing."""
 
-    def __init__(self, isolation: Isolation, limits, visible: dict[str, Path]):
+    def __init__(self, isolation: Isolation, limits, visible: dict[str, Path], slot: int = 0):
         self.isolation, self.limits = isolation, limits
         self.visible = {name: Path(path).resolve() for name, path in visible.items()}
         self.folder = Path(tempfile.mkdtemp(prefix=f"autograder-kernel-{os.getpid()}-"))  # 0700, the grader's
         self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
         own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
-        self.uid = fallback_uid() if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
+        self.uid = fallback_uid(slot) if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
         self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
         self._info_read = self._info_write = -1
         if self.uid is not None:

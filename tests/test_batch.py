@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 
 from autograder.grade import grade
@@ -37,6 +39,28 @@ def run_batch(root, *extra):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def untimed(results: dict) -> dict:
+    """results.json without what measures time (wall and CPU seconds), which no two runs share."""
+    results = json.loads(json.dumps(results))
+    results.pop("execution_time", None)
+    for key in ("check_seconds", "cpu_seconds"):
+        results["extra_data"].pop(key, None)
+    return results
+
+
+def graders_running(marker: str) -> list[str]:
+    """Command lines of grading workers and graders of a batch (``marker`` in their arguments) still running."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(marker in a for a in args) and any(a in ("worker", "grade") for a in args):
+            found.append(" ".join(args))
+    return found
+
+
 def scores(root):
     with open(root / "results" / "grades-week03_policy_gradients.csv") as f:
         return {row["student"]: float(row["score"]) for row in csv.DictReader(f)}
@@ -49,8 +73,10 @@ def test_killed_batch_resumes_with_identical_grades(assignment, tmp_path):
     deadline = time.monotonic() + 120
     while not any(results(s).exists() for s in ("ada", "bob", "cy")) and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # the batch and everything it started, mid-grading
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch, mid-grading
     proc.wait()
+    time.sleep(0.5)
+    assert graders_running(str(tmp_path)) == [], "a grader outlived its batch"
     done_before = {s: results(s).stat().st_mtime_ns for s in expected if results(s).exists()}
     assert done_before and len(done_before) < len(expected), "the kill should land mid-batch"
     for path in done_before:
@@ -73,10 +99,7 @@ def test_regrade_is_identical(assignment, tmp_path):
     path = fill_release(assignment, tmp_path / "s.ipynb", load_variant(CATALOGUE / "correct" / "loss_mean.py")[0])
     only = {"reinforce_loss_exact", "chain_reinforce_learns", "baseline_reduces_variance"}
     first, second = (json.loads(json.dumps(gradescope(grade(path, assignment, only=only)))) for _ in range(2))
-    for data in (first, second):
-        data.pop("execution_time")
-        data["extra_data"].pop("check_seconds")  # wall times too
-    assert first == second
+    assert untimed(first) == untimed(second)
     assert first["extra_data"]["settings"]["chain_reinforce_learns"]["seeds"] == [0, 1, 2, 3, 4]
     assert first["extra_data"]["checks"]["chain_reinforce_learns"]["metrics"]
 
@@ -88,3 +111,75 @@ def test_course_dir_or_submitted_dir(assignment, tmp_path, student_dir):
     make_class(assignment, tmp_path)
     jobs = find_jobs(submitted_dir(tmp_path / student_dir), assignment, tmp_path / "out")
     assert [j.student for j in jobs] == ["ada", "bob", "cy", "dee", "eve"]
+
+
+def test_warm_workers_grade_as_one_at_a_time(assignment, tmp_path):
+    """The whole catalogue (and the reference and a blank) as a class: grade-all's warm workers, which keep the
+    reference's answers and start each next kernel early, write exactly the results.json of one grade at a time,
+    timings aside (exactness checks: the ones whose expected answers the workers remember)."""
+    from autograder.batch import grade_all
+    from autograder.grade import grade
+    from autograder.worker import write_grade
+
+    checks = [c.name for c in assignment.checks if c.name.endswith("_exact")]
+    variants = {p.stem: load_variant(p)[0] for folder in ("bugs", "correct") for p in (CATALOGUE / folder).glob("*.py")}
+    variants |= {"reference": {}, "blank": None}
+    for student, answers in variants.items():
+        path = tmp_path / "submitted" / student / assignment.id / assignment.notebook
+        path.parent.mkdir(parents=True)
+        if answers is None:
+            path.write_bytes(assignment.release.read_bytes())
+        else:
+            fill_release(assignment, path, answers)
+    grade_all(tmp_path, assignment, Path(assignment.root / "course.toml"), jobs=2, only=checks, progress=False)
+    differ = []
+    for student in sorted(variants):
+        notebook = tmp_path / "submitted" / student / assignment.id / assignment.notebook
+        alone = tmp_path / "alone" / student / "results.json"
+        write_grade(grade(notebook, assignment, only=set(checks)), assignment, alone, page=False)
+        batch = json.loads((tmp_path / "results" / student / assignment.id / "results.json").read_text())
+        if untimed(batch) != untimed(json.loads(alone.read_text())):
+            differ.append(student)
+    assert not differ, f"grade-all and grade disagree on {differ}"
+    assert len(variants) > 40
+
+
+DIES_ON = """
+import json, os, signal, sys
+sys.path.insert(0, {root!r})
+from autograder import config, worker
+from autograder.grade import Grader
+course = config.load({config!r})
+assignment = course.assignment({assignment!r})
+
+def say(message):
+    if message.get("start") == "crashy":  # a worker killed (say, by the OOM killer) while grading this student
+        with open({attempts!r}, "a") as f:
+            f.write("attempt\\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+    print(json.dumps(message), flush=True)
+
+worker.serve(course, Grader(assignment, set({checks!r}), 1), worker.Jobs(0), say)
+"""
+
+
+def test_a_worker_that_dies_takes_only_its_current_student(assignment, tmp_path, monkeypatch):
+    """A worker killed while it grades `crashy` (with the next student's kernel already starting): crashy is tried
+    again once in a new worker, then gets an autograder error; everyone else, the prefetched student included, is
+    graded as usual."""
+    from autograder import batch
+
+    expected = make_class(assignment, tmp_path)
+    folder = tmp_path / "submitted" / "crashy" / assignment.id
+    folder.mkdir(parents=True)
+    fill_release(assignment, folder / assignment.notebook)
+    attempts = tmp_path / "attempts.txt"
+    script = DIES_ON.format(root=str(Path(__file__).resolve().parent.parent), config=str(assignment.root / "course.toml"),
+                            assignment=assignment.id, attempts=str(attempts), checks=CHECKS)
+    monkeypatch.setattr(batch, "worker_command", lambda *args: [sys.executable, "-c", script])
+    batch.grade_all(tmp_path, assignment, assignment.root / "course.toml", jobs=1, only=CHECKS, progress=False)
+    assert attempts.read_text().count("attempt") == 2
+    crashy = json.loads((tmp_path / "results" / "crashy" / assignment.id / "results.json").read_text())
+    assert crashy["score"] == 0 and crashy["tests"][0]["name"] == "Autograder error"
+    assert "stopped twice" in crashy["output"], crashy["output"]
+    assert scores(tmp_path) == expected | {"crashy": 0}

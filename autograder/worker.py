@@ -1,0 +1,112 @@
+"""Grading into files: one submission (``grade``), or a queue of them in a long-lived worker (``grade-all``).
+
+``batch.py`` starts one worker per job slot (``python -m autograder worker``) and sends it jobs, one JSON line each
+(``{"student", "notebook", "results"}``) on stdin. The worker answers ``{"start": student}`` on stdout when it begins
+one and ``{"done": student}`` once its results.json and feedback.html are written (and ``{"ready": true}`` first, once
+its imports are done). Imports, the reference, every
+check's cases and expected answers are paid once per worker (``grade.Grader``). While one student is graded, the kernel
+for the next job already received starts in a thread (setup cell included), so the kernel's start is off the critical
+path. A kernel is never reused: each student gets a fresh sandbox. The worker never runs student code itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import traceback
+from pathlib import Path
+
+from autograder.grade import Grader, Report, not_graded
+from autograder.notebook import SubmissionError, check_assignment
+from autograder.results import error_results, gradescope, write_json
+
+
+def write_grade(report: Report, assignment, results: Path, page: bool = True) -> Path | None:
+    """results.json (with the late flag and reflection answers) and, with ``page``, feedback.html beside it; returns
+    the page if written. A page that cannot be drawn never costs the grade."""
+    from autograder import feedback
+    from autograder.gradebook import annotate
+
+    write_json(results, annotate(gradescope(report), Path(report.submission), assignment))
+    if not page:
+        return None
+    path = results.parent / "feedback.html"
+    try:
+        feedback.write(path, report, assignment)
+    except Exception as exc:  # noqa: BLE001 - the grade is written; a missing page must not fail it
+        print(f"autograder: feedback page not written: {exc!r}", file=sys.stderr)
+        return None
+    return path
+
+
+def grade_job(course, grader: Grader, job: dict, kernel) -> None:
+    """Grade one job into its files, in ``kernel`` (a started KernelThread, or the exception that refused to make
+    one). Whatever happens, a complete results.json is left: the grade, or an error entry for staff."""
+    assignment, results = grader.assignment, Path(job["results"])
+    notebook = Path(job["notebook"])
+    try:
+        if isinstance(kernel, BaseException):
+            raise kernel
+        try:
+            check_assignment(course, notebook, assignment)
+        except SubmissionError as exc:
+            kernel.close()
+            report = not_graded(notebook, assignment, str(exc), grader.only)
+        else:
+            report = grader.grade(notebook, kernel)
+        write_grade(report, assignment, results)
+    except Exception as exc:  # noqa: BLE001 - this student gets an error entry; the next one is graded
+        traceback.print_exc()
+        write_json(results, error_results(assignment, exc))
+
+
+class Jobs:
+    """Job lines from a file descriptor: the next one, waiting for it or only if it has already arrived."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buffer, self.closed = fd, b"", False
+
+    def next(self, wait: bool) -> dict | None:
+        while b"\n" not in self.buffer and not self.closed:
+            if not wait and not select.select([self.fd], [], [], 0)[0]:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            self.closed = not chunk
+            self.buffer += chunk
+        if b"\n" not in self.buffer:
+            return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+def serve(course, grader: Grader, jobs: Jobs, say=None) -> None:
+    """Grade jobs until the input ends; the next job's kernel starts while the current one is graded."""
+    say = say or (lambda message: print(json.dumps(message), flush=True))
+
+    def kernel_for(slot: int):
+        try:
+            return grader.kernel(slot)
+        except Exception as exc:  # noqa: BLE001 - e.g. below min_isolation: that job gets the error entry
+            return exc
+
+    say({"ready": True})
+    job, slot = jobs.next(wait=True), 0
+    kernel = kernel_for(slot) if job else None
+    while job is not None:
+        say({"start": job["student"]})
+        following = jobs.next(wait=False)
+        prefetched = kernel_for(1 - slot) if following else None
+        grade_job(course, grader, job, kernel)
+        say({"done": job["student"]})
+        if following is None:
+            following = jobs.next(wait=True)
+            prefetched = kernel_for(1 - slot) if following else None
+        job, kernel, slot = following, prefetched, 1 - slot
+
+
+def main(course, assignment, only: set[str] | None, workers: int) -> int:
+    """``python -m autograder worker``: serve jobs from stdin (see the module's docstring)."""
+    serve(course, Grader(assignment, only, workers), Jobs(sys.stdin.fileno()))
+    return 0
