@@ -1,12 +1,12 @@
 """Grading into files: one submission (``grade``), or a queue of them in a long-lived worker (``grade-all``).
 
 ``batch.py`` starts one worker per job slot (``python -m autograder worker``) and sends it jobs, one JSON line each
-(``{"student", "notebook", "results"}``) on stdin. The worker answers ``{"start": student}`` on stdout when it begins
-one and ``{"done": student}`` once its results.json and feedback.html are written (and ``{"ready": true}`` first, once
-its imports are done). Imports, the reference, every
-check's cases and expected answers are paid once per worker (``grade.Grader``). While one student is graded, the kernel
-for the next job already received starts in a thread (setup cell included), so the kernel's start is off the critical
-path. A kernel is never reused: each student gets a fresh sandbox. The worker never runs student code itself.
+(``{"student", "notebook", "results"}``) on stdin. The worker says ``{"ready": true}`` on stdout once its imports are
+done, ``{"start": student}`` when it begins a job and ``{"done": student}`` once that job's results.json and
+feedback.html are written. Imports, the reference, every check's cases and expected answers are paid once per worker
+(``grade.Grader``). While one student is graded, the kernel for the next job already received starts in a thread
+(setup cell included), so the kernel's start is off the critical path. A kernel is never reused: each student gets a
+fresh sandbox. The worker never runs student code itself.
 """
 
 from __future__ import annotations
