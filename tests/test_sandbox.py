@@ -667,3 +667,57 @@ def test_a_grader_killed_with_sigkill_leaves_nothing_running(tmp_path):
     assert processes_with(marker) == []
     sandbox.sweep_stale()
     assert not folder.exists()
+
+
+NEIGHBOUR_ATTACK = '''
+import os, signal
+_got = []
+for _pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(_pid) in (os.getpid(), os.getppid()):
+        continue
+    try:
+        if b"ipykernel" not in open(f"/proc/{_pid}/cmdline", "rb").read():
+            continue
+        open(f"/proc/{_pid}/environ", "rb").read()
+        os.kill(int(_pid), 0)
+        _got.append(_pid)
+    except OSError:
+        pass
+print(f"NEIGHBOURS {len(_got)}")
+'''
+
+TWO_KERNELS = '''
+import json, sys
+sys.path.insert(0, {course!r})
+from autograder import config
+from autograder.execute import KernelThread
+assignment = config.load({toml!r}).assignment()
+kernels = [KernelThread(assignment.limits, assignment.kernel_packages, "fallback", "import os", slot) for slot in (0, 1)]
+with kernels[0], kernels[1]:
+    attack = kernels[1].run({attack!r})
+    alive = kernels[0].run("print('alive')")
+    uids = [k.box.uid for k in kernels]
+print(json.dumps({{"attack": attack.outputs, "alive": alive.outputs, "uids": uids}}))
+'''
+
+
+@pytest.mark.skipif(not LINUX_ROOT, reason="the fallback needs root to give the kernel its own uid")
+def test_fallback_kernels_of_one_worker_cannot_reach_each_other(strict, tmp_path):
+    """A grade-all worker starts the next student's kernel while it grades the current one: at the fallback level
+    the two kernels have uids of their own, so the next student's kernel can neither read the environment of the
+    current one nor signal it."""
+    folder = Path(tempfile.mkdtemp(prefix="autograder-fallback-test-"))
+    try:
+        course = gradescope_like_copy(strict, folder)
+        script = TWO_KERNELS.format(course=str(course), toml=str(course / "course.toml"), attack=NEIGHBOUR_ATTACK)
+        env = {"PATH": SYSTEM_PATH, "HOME": "/root", "LANG": "C.UTF-8", sandbox.BWRAP_ENV: "",
+               sandbox.FORCE_ENV: "fallback"}
+        proc = run_exposed([sys.executable, "-c", script], env)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        uids = data["uids"]
+        assert None not in uids and len(set(uids)) == 2, uids
+        assert "NEIGHBOURS 0" in json.dumps(data["attack"]), data["attack"]
+        assert "alive" in json.dumps(data["alive"])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
