@@ -238,13 +238,17 @@ class Grader:
         kernel = kernel or self.kernel()  # before any student code: below the course's minimum isolation, refuse
         results = []
         check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
-        with kernel:  # the kernel starts in its thread while the grader prepares (once per process)
+        try:  # while the kernel starts in its thread: the grader's preparation (the reference: once per process)
             is_reference = Path(path).resolve() == assignment.source.resolve()
             # the reference notebook itself is no copy of the release (it lacks the cells release adds): nothing to
             # compare
             locked = (locked_cell_changes(submission, nbformat.read(assignment.release, as_version=4))
                       if not is_reference else [])
             expected, all_cases = self.prepare()
+        except BaseException:
+            kernel.close()
+            raise
+        with kernel:
             definitions.run(kernel, deadline)
             for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
                               file=sys.stderr, leave=False):

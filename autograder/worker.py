@@ -97,13 +97,13 @@ def serve(course, grader: Grader, jobs: Jobs, say=None) -> None:
     while job is not None:
         say({"start": job["student"]})
         following = jobs.next(wait=False)
-        prefetched = kernel_for(1 - slot) if following else None
+        upcoming = kernel_for(1 - slot) if following else None
         grade_job(course, grader, job, kernel)
         say({"done": job["student"]})
         if following is None:
             following = jobs.next(wait=True)
-            prefetched = kernel_for(1 - slot) if following else None
-        job, kernel, slot = following, prefetched, 1 - slot
+            upcoming = kernel_for(1 - slot) if following else None
+        job, kernel, slot = following, upcoming, 1 - slot
 
 
 def main(course, assignment, only: set[str] | None, workers: int) -> int:
