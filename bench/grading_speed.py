@@ -13,8 +13,10 @@ Every command runs with OMP/OPENBLAS/MKL_NUM_THREADS=1. Measured:
                   COURSE --jobs 2` against the same submissions graded by one `python -m autograder grade --workers 1`
                   process each, two at a time (both on 2 cores: grade-all --jobs 2 gives each student one worker).
                   --nbgrader-batch adds nbgrader's (sequential) autograde of the same class.
-  --fresh-clone   instead of the above: `git clone` of this repository into /tmp, then `make` timed phase by phase
-                  (venv, pip install, sandbox, release, first grade), its output lines timestamped.
+  --fresh-clone   instead of the above: `git clone` of this repository (its HEAD) into /tmp, then `make` timed phase
+                  by phase (venv, pip install, sandbox, release, first grade), its output lines timestamped; with an
+                  empty TMPDIR, so without the cache of the reference's learning curves, as on a new machine
+                  (--warm-cache keeps this machine's). The clone is deleted afterwards.
 
 Reported for each: median wall seconds; CPU seconds = user+sys of the whole process tree, the Jupyter kernels
 included; peak RSS. CPU is read from a cgroup v1 cpuacct group made for each measured command (the command moves
@@ -25,7 +27,8 @@ JSON keeps both. Peak RSS is ru_maxrss of the command's wait4: the largest singl
 descendants it waited for (a killed kernel that nobody waited for is not in it). For the batch, the CPU per
 submission is also the median of results.json's extra_data.cpu_seconds (grader + kernel) where grade-all writes it.
 
-Scores must agree between the graders (and across the batch); the run stops with an error if they do not.
+Scores must agree between the graders (and across the batch): if they do not, the measuring stops, the numbers so far
+are printed and written, and the script exits 1 with SCORES DISAGREE.
 
     .venv/bin/python bench/grading_speed.py --students 20 --repeats 3 --json bench.json
     .venv/bin/python bench/grading_speed.py --students 2 --repeats 1 --skip-full     # a quick try
@@ -432,7 +435,8 @@ def report(out: dict) -> list[dict]:
             full = med(rows["reference"]["nbgrader full"]["runs"], "wall")
             targets.append({"target": f"reference grade <= {TARGET_REFERENCE_RATIO} x nbgrader full (median wall)",
                             "value": ours / full, "limit": TARGET_REFERENCE_RATIO,
-                            "detail": f"{ours:.1f} s / {full:.1f} s = {ours / full:.2f}", "holds": ours / full <= TARGET_REFERENCE_RATIO})
+                            "detail": f"{ours:.1f} s / {full:.1f} s = {ours / full:.2f}",
+                            "holds": ours / full <= TARGET_REFERENCE_RATIO})
         else:
             targets.append({"target": f"reference grade <= {TARGET_REFERENCE_RATIO} x nbgrader full (median wall)",
                             "holds": None, "detail": "nbgrader full not measured (--skip-full)"})
@@ -495,9 +499,12 @@ def fresh_clone(args) -> dict:
     """git clone this repository, run `make` in it with its output timestamped, and time its phases."""
     head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dest = Path(tempfile.mkdtemp(prefix="fresh-", dir="/tmp"))
-    tmp = Path(tempfile.mkdtemp(prefix="fresh-tmp-", dir="/tmp"))  # TMPDIR: no cache of earlier grades (a new machine)
-    print(f"fresh clone of {ROOT} (HEAD {head.stdout.strip()}; uncommitted changes are not in it) into {dest}")
-    env = dict(os.environ, **THREADS, PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
+    # a TMPDIR of its own: no autograder-cache of earlier runs (the reference's learning curves), as on a new machine
+    tmp = None if args.warm_cache else Path(tempfile.mkdtemp(prefix="fresh-tmp-", dir="/tmp"))
+    print(f"fresh clone of {ROOT} (HEAD {head.stdout.strip()}; uncommitted changes are not in it) into {dest}; "
+          + (f"cache of the reference's curves: {tempfile.gettempdir()}/autograder-cache as it is on this machine"
+             if tmp is None else f"TMPDIR {tmp}, so no cache of the reference's curves (as on a new machine)"))
+    env = dict(os.environ, **THREADS, PYTHONUNBUFFERED="1", **({"TMPDIR": str(tmp)} if tmp else {}))
     for var in ("PYTHONPATH", "VIRTUAL_ENV"):
         env.pop(var, None)
     lines, noise = [], 0
@@ -525,7 +532,8 @@ def fresh_clone(args) -> dict:
         total = time.monotonic() - start
     finally:
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     if noise:
         print(f"({noise} pip warnings 'Location file://... is ignored' not shown: a local index of this machine)")
     phases, previous = [], 0.0
@@ -547,7 +555,8 @@ def fresh_clone(args) -> dict:
           + ("not reached" if first is None else f"{first:.1f} s, {'HOLDS' if holds else 'MISSED'}"))
     if code != 0:
         print("make FAILED; its last lines:\n" + "\n".join(text for _, text in lines[-20:]), file=sys.stderr)
-    return {"commit": head.stdout.strip(), "exit_code": code, "total_seconds": total, "phases": phases,
+    return {"commit": head.stdout.strip(), "cold_cache": tmp is not None, "exit_code": code, "total_seconds": total,
+            "phases": phases,
             "first_graded_seconds": first, "target_seconds": TARGET_FIRST_GRADE, "holds": holds,
             "lines": [{"t": t, "line": text} for t, text in lines if not NOISE.match(text)]}
 
@@ -568,6 +577,9 @@ def main() -> int:
     parser.add_argument("--nbgrader-batch", action="store_true", help="also time nbgrader's autograde of the batch")
     parser.add_argument("--fresh-clone", action="store_true",
                         help="only this: time `make` in a fresh clone up to its first graded submission")
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="with --fresh-clone: keep this machine's TMPDIR and so its cache of the reference's "
+                             "learning curves (default: an empty TMPDIR, as on a new machine)")
     parser.add_argument("--json", help="write all raw numbers to this file")
     args = parser.parse_args()
     out = {"machine": machine(), "settings": vars(args)}
