@@ -98,15 +98,35 @@ def wrong_table(wrong: list[dict]) -> str:
             "</table>")
 
 
-@functools.lru_cache(maxsize=8)
-def reference_runs(assignment, name: str) -> dict:
-    """The reference's runs of a check on its seeds, and its feedback-only runs (seconds each). Cached on
-    disk, keyed by the source notebook, the drivers and the check's settings, so a batch of students computes them
-    once."""
+def reference_runs_key(assignment, name: str) -> str:
+    """What the reference's runs of a check depend on: the source notebook, the drivers and the check's settings."""
     check = assignment.check(name)
     drivers = Path(sys.modules[check.driver.__module__].__file__)
     inputs = assignment.source.read_bytes() + drivers.read_bytes() + repr(asdict(check)).encode()
-    key = hashlib.sha256(inputs).hexdigest()[:24]
+    return hashlib.sha256(inputs).hexdigest()[:24]
+
+
+def recorded_runs(assignment, name: str, key: str) -> dict | None:
+    """The same runs as recorded in the release's public_checks.json (``release`` keeps them with their key), if
+    that record is of the same inputs: a fresh clone then need not train the reference again."""
+    try:
+        record = json.loads((assignment.release.parent / "public_checks.json").read_text())
+        entry = next(e for e in record["checks"] if e["name"] == name)
+        return entry["reference"] if entry.get("reference_key") == key else None
+    except (OSError, ValueError, KeyError, StopIteration, TypeError):
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def reference_runs(assignment, name: str) -> dict:
+    """The reference's runs of a check on its seeds, and its feedback-only runs (seconds each). Taken from the
+    release's record when it is of the same inputs, else cached on disk, keyed by the source notebook, the drivers and
+    the check's settings, so a batch of students computes them once."""
+    check = assignment.check(name)
+    key = reference_runs_key(assignment, name)
+    recorded = recorded_runs(assignment, name, key)
+    if recorded is not None:
+        return recorded
     cache = Path(tempfile.gettempdir()) / "autograder-cache" / f"{name}-{key}.json"
     try:
         return json.loads(cache.read_text())

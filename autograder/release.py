@@ -101,7 +101,7 @@ def record_public(assignment) -> dict:
     """What the public checks need from the reference, as recorded values: for each exactness check its fixed
     cases, the reference's answers and the known mistakes' answers; for the other checks their cases and answers
     or, for behaviour checks, the reference's learning curves (the same ones the feedback page draws)."""
-    from autograder.feedback import reference_runs
+    from autograder.feedback import reference_runs, reference_runs_key
 
     expected = reference(assignment)
     entries = []
@@ -111,6 +111,7 @@ def record_public(assignment) -> dict:
         entry = {"name": check.name, "settings": settings, "cases": json.loads(json.dumps(cases))}
         if isinstance(check, checks.ConvergenceCheck):
             entry["reference"] = reference_runs(assignment, check.name)
+            entry["reference_key"] = reference_runs_key(assignment, check.name)  # what the runs were made from
         else:
             entry["expected"] = [short(expected.expected(check, case)) for case in cases]
         if isinstance(check, checks.ExactCheck):

@@ -106,3 +106,33 @@ def test_first_cell_says_what_to_submit(course):
         assert f"`{assignment.notebook}`" in first.source and "Gradescope" in first.source
         assert all(f"`{name}`" in first.source for name in assignment.graded_cells)
         assert "on its own" in first.source and f"python -m gradekit {assignment.notebook}" in first.source
+
+
+def test_reference_runs_come_from_the_release_record_while_their_inputs_are_the_same(course, monkeypatch, tmp_path):
+    """A fresh clone has no cache of the reference's learning curves; `release` and the feedback page take them from
+    the committed release's public_checks.json, which keeps them with the key of what they were made from, instead
+    of training the reference again (a minute and more for the optional parts). Other inputs: trained again."""
+    import tempfile
+
+    from gradekit.checks import ConvergenceCheck
+
+    from autograder import feedback
+
+    def no_training(*args):
+        raise AssertionError("the reference was trained again")
+
+    assignment = course.assignment("week03_gymnasium")
+    check = next(c for c in assignment.checks if isinstance(c, ConvergenceCheck) and c.public)
+    record = json.loads((assignment.release.parent / "public_checks.json").read_text())
+    recorded = next(e for e in record["checks"] if e["name"] == check.name)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(feedback, "run_case", no_training)
+    feedback.reference_runs.cache_clear()
+    try:
+        assert feedback.reference_runs(assignment, check.name) == recorded["reference"]
+        feedback.reference_runs.cache_clear()
+        monkeypatch.setattr(feedback, "reference_runs_key", lambda *args: "other inputs")
+        with pytest.raises(AssertionError, match="trained again"):
+            feedback.reference_runs(assignment, check.name)
+    finally:
+        feedback.reference_runs.cache_clear()

@@ -14,6 +14,8 @@ own checks subclass these in ``assignments/<id>/checks.py`` and are listed in it
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,17 +121,24 @@ class Reference:
     def __init__(self, functions: dict[str, Callable], mistakes: dict[type, dict[str, Callable]] | None = None):
         self.functions = functions
         self.mistakes = mistakes or {}
+        self._answers: dict[tuple, dict] = {}  # drivers are deterministic in their case: each case runs once
 
     def __getitem__(self, name: str) -> Callable:
         return self.functions[name]
 
+    def _run(self, check, label: str, functions: list, case: dict) -> dict:
+        key = (type(check).__qualname__, check.name, label, json.dumps(case, sort_keys=True))
+        if key not in self._answers:
+            self._answers[key] = run_case(check.driver, functions, case)
+        return copy.deepcopy(self._answers[key])
+
     def expected(self, check, case: dict) -> dict:
-        return run_case(check.driver, [self.functions[f] for f in check.functions], case)["ok"]
+        return self._run(check, "", [self.functions[f] for f in check.functions], case)["ok"]
 
     def mistaken(self, check, case: dict) -> dict[str, dict]:
         """Each known mistake's answer to ``case`` (a ``run_case`` result), by hint, in the order they are tried."""
         known = self.mistakes.get(type(check), {})
-        return {label: run_case(check.driver, [wrong], case) for label, wrong in known.items()}
+        return {label: self._run(check, label, [wrong], case) for label, wrong in known.items()}
 
 
 def as_reference(reference) -> Reference:
