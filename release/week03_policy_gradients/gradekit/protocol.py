@@ -20,11 +20,6 @@ import sys
 import traceback
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from gradekit.drivers import ContractError, build_network
-
 MIME = "application/vnd.autograder.result+json"
 
 
@@ -46,6 +41,8 @@ def driver_function(driver):
 
 def run_case(driver, functions: list, case: dict) -> dict:
     """Run one driver on one case: ``{"ok": data}`` or ``{"error": {...}}``; student errors never escape."""
+    from gradekit.drivers import ContractError
+
     run = driver_function(driver)
     try:
         return {"ok": run(*functions, case)}
@@ -79,6 +76,7 @@ def plain(value):
 
 def serve(namespace: dict, request: str) -> None:
     """Entry point in the student's kernel: run the request's cases and display the results as one JSON output."""
+    import torch
     from IPython.display import display
 
     spec = json.loads(request)
@@ -101,6 +99,8 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
     """Each case in a forked copy of this process, ``workers`` at a time: the seeds of a behaviour check on several
     cores, one thread each. A case is seeded by itself, so its result is the same as in this process. A copy that
     dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
+    import torch
+
     warm_up()
     results: list[dict | None] = [None] * len(cases)
     pending = list(enumerate(cases))
@@ -146,6 +146,11 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
 def warm_up() -> None:
     """Pay torch's first-use costs (lazy imports of autograd and the optimisers, ~2 s) once, in the process that
     forks, instead of once in every copy."""
+    import torch
+    import torch.nn.functional as F
+
+    from gradekit.drivers import build_network
+
     net = build_network([1, 3])
     for optimiser in (torch.optim.Adam(net.parameters()), torch.optim.AdamW(net.parameters())):
         optimiser.zero_grad()
