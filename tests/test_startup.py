@@ -34,3 +34,34 @@ def imported(code: str) -> list[str]:
 ], ids=["course.toml", "--help", "grade"])
 def test_loading_the_course_and_the_grader_imports_nothing_heavy(code):
     assert imported(code) == []
+
+
+def test_a_submission_that_only_raises_never_pays_for_an_optimiser():
+    """In the kernel, torch's first optimiser costs a second (it imports ``torch._dynamo``): a forked training run
+    whose function only raises (a blank submission) does not make one, nor does the kernel warm up for it; once a
+    case has answered, the kernel warms up before it forks."""
+    code = '''
+import json, sys
+sys.path.append("assignments")
+import gradekit.protocol as protocol
+
+def request(driver, cases):
+    return json.dumps({"driver": driver, "functions": ["pg_loss"], "cases": cases, "workers": 2})
+
+runs = [{"seed": seed, "lr": 1.0, "steps": 3} for seed in range(2)]
+exact = [{"sizes": [1, 3], "params": None, "state": 0.0, "action": 1, "reward": 1.0}]
+
+def pg_loss(probs, action, reward):
+    raise NotImplementedError()
+
+protocol.serve({"pg_loss": pg_loss}, request("week03_policy_gradients.drivers:bandit_network_run", runs))
+assert "torch._dynamo" not in sys.modules and not protocol.answered
+
+def pg_loss(probs, action, reward):
+    return -probs[action].log() * reward
+
+protocol.serve({"pg_loss": pg_loss}, request("week03_policy_gradients.drivers:call_pg_loss", exact))
+assert protocol.answered and "torch._dynamo" not in sys.modules
+protocol.serve({"pg_loss": pg_loss}, request("week03_policy_gradients.drivers:bandit_network_run", runs))
+assert "torch._dynamo" in sys.modules'''
+    assert imported(code) == ["torch"]

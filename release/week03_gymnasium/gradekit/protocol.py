@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 
 MIME = "application/vnd.autograder.result+json"
+answered = False  # whether a case has answered in this process (not an error): see ``warm_up``
 
 
 def driver_name(driver) -> str:
@@ -76,6 +77,7 @@ def plain(value):
 
 def serve(namespace: dict, request: str) -> None:
     """Entry point in the student's kernel: run the request's cases and display the results as one JSON output."""
+    global answered
     import torch
     from IPython.display import display
 
@@ -92,6 +94,7 @@ def serve(namespace: dict, request: str) -> None:
             results = run_forked(spec["driver"], functions, spec["cases"], spec["workers"])
         else:
             results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
+        answered = answered or any("ok" in result for result in results)
     display({MIME: plain(results)}, raw=True)
 
 
@@ -101,7 +104,8 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
     dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
     import torch
 
-    warm_up()
+    if answered:
+        warm_up()
     results: list[dict | None] = [None] * len(cases)
     pending = list(enumerate(cases))
     running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, bytes so far)
@@ -144,8 +148,10 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
 
 @functools.cache
 def warm_up() -> None:
-    """Pay torch's first-use costs (lazy imports of autograd and the optimisers, ~2 s) once, in the process that
-    forks, instead of once in every copy."""
+    """Pay torch's first-use costs (its first optimiser imports ``torch._dynamo``, ~1 s) once, in the process that
+    forks, instead of once in every copy. Only once some case has answered: the functions of a submission that only
+    raise (not implemented yet) never get as far as an optimiser, since a driver makes its optimiser after the first
+    answer of the student's function, so such a submission does not pay for one."""
     import torch
     import torch.nn.functional as F
 

@@ -103,7 +103,7 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
     import torch
 
     envs = [gym.make(env_id) for _ in range(case["n_envs"])]
-    optimiser = torch.optim.Adam(policy.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first update: functions that only raise never pay for torch's first optimiser
     continuous = isinstance(envs[0].action_space, gym.spaces.Box)
     episode_returns: list[float] = []
     progress: list[tuple[int, float]] = []  # (steps so far, mean return of the last `window` episodes) per update
@@ -140,6 +140,8 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
                     still.append(i)
             active = still
         steps += batch_steps
+        if optimiser is None:
+            optimiser = torch.optim.Adam(policy.parameters(), lr=case["lr"])
         update(policy, optimiser, log_prob_fn, loss_fn, batch_obs, batch_actions, batch_returns)
         progress.append((steps, float(np.mean(episode_returns[-case["window"]:]))))
         if len(episode_returns) >= case["window"] and progress[-1][1] >= case["target"]:

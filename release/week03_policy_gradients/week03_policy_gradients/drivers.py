@@ -157,14 +157,17 @@ def bandit_network_run(fn, case: dict) -> dict:
     env = BanditEnv(max_steps=case["steps"])
     state, _ = env.reset(seed=case["seed"])
     net = build_network([1, 3])
-    optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first step: a pg_loss that only raises never pays for torch's first optimiser
     probs, rewards = [], []
     for _ in range(case["steps"]):
-        optimiser.zero_grad()
+        if optimiser is not None:
+            optimiser.zero_grad()
         policy = F.softmax(net(torch.tensor([float(state)])), dim=0)
         action = int(torch.multinomial(policy.detach(), 1))
         state, reward, _, _, _ = env.step(action)
         scalar_loss(fn(policy, action, reward), "the network's parameters").backward()
+        if optimiser is None:
+            optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
         optimiser.step()
         with torch.no_grad():
             probs.append(F.softmax(net(torch.tensor([float(state)])), dim=0).tolist())
@@ -198,7 +201,7 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
     seed_everything(case["seed"])
     env = ChainEnv(max_steps=case["max_steps"])
     net = build_network([1, 3])
-    optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first update: functions that only raise never pay for torch's first optimiser
     table: dict = {}
     episode_returns, losses = [], []
     weights = {key: {"n": 0, "sum": 0.0, "sumsq": 0.0} for key in ("plain", "baselined")}
@@ -228,6 +231,8 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
                 weights[key]["n"] += len(weight)
                 weights[key]["sum"] += float(weight.sum())
                 weights[key]["sumsq"] += float((weight**2).sum())
+        if optimiser is None:
+            optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
