@@ -31,7 +31,13 @@ def imported(code: str) -> list[str]:
     "from autograder import config\ncourse = config.load()\n"
     "import autograder.__main__, autograder.exports, autograder.feedback, autograder.grade, autograder.gradebook, "
     "autograder.notebook, autograder.reference, autograder.results, autograder.sandbox",
-], ids=["course.toml", "--help", "grade"])
+    # what a grade does besides running checks: compare the locked cells, read the late flag and the answers
+    "from autograder import config\nimport nbformat\nfrom autograder.gradebook import annotate\n"
+    "from autograder.notebook import locked_cell_changes, read_submission\n"
+    "a = config.load().assignment('week03_policy_gradients')\n"
+    "assert locked_cell_changes(read_submission(a.release, a), nbformat.read(a.release, as_version=4)) == []\n"
+    "assert annotate({}, a.release, a)['extra_data']['answers'] == {name: None for name, _ in a.questions}",
+], ids=["course.toml", "--help", "grade", "locked cells and answers"])
 def test_loading_the_course_and_the_grader_imports_nothing_heavy(code):
     assert imported(code) == []
 
