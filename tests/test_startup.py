@@ -71,3 +71,16 @@ assert protocol.answered and "torch._dynamo" not in sys.modules
 protocol.serve({"pg_loss": pg_loss}, request("week03_policy_gradients.drivers:bandit_network_run", runs))
 assert "torch._dynamo" in sys.modules'''
     assert imported(code) == ["torch"]
+
+
+def test_a_grade_does_not_build_the_iri_format_parser(assignment, tmp_path):
+    """jsonschema (imported by nbformat) builds rfc3987_syntax's parser at import, a second of CPU: a grade never
+    imports it, and grades as before."""
+    code = ("from autograder.__main__ import main\n"
+            f"assert main(['grade', {str(assignment.release)!r}, '--check', 'discounted_returns_exact', '--results', "
+            f"{str(tmp_path / 'results.json')!r}]) == 0")
+    script = f"{code}\nimport sys\nassert 'rfc3987_syntax' not in sys.modules or sys.modules['rfc3987_syntax'] is None"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 0 and "not implemented yet" in results["tests"][0]["output"]
