@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.notebook import graded_cells
+from autograder.notebook import checksum, graded_cells
 
 FEEDBACK_CELL = "autograder-feedback"  # id of the first cell of the autograded notebook: our feedback page
 
@@ -82,9 +82,11 @@ def is_nbgrader_course(course_dir: Path) -> bool:
 # ------------------------------------------------------------------------------------------------------- late work
 def read_timestamp(folder: Path) -> datetime.datetime | None:
     """nbgrader's ``timestamp.txt`` of a submission, as a naive UTC datetime (nbgrader's own parser), or None."""
+    path = Path(folder) / "timestamp.txt"
+    if not path.exists():
+        return None  # without importing nbgrader: it takes a second or more (its package imports its server)
     from nbgrader.utils import parse_utc
 
-    path = Path(folder) / "timestamp.txt"
     try:
         text = path.read_text().strip()
         return parse_utc(text) if text else None
@@ -134,8 +136,6 @@ def annotate(results: dict, notebook: Path, assignment, seconds_late: float | No
 # ------------------------------------------------------------------------------------------------ answers to extract
 def answers(notebook_path: Path, assignment) -> dict[str, str | None]:
     """The student's answer to each reflection question; None when the cell is missing or still the release's."""
-    from nbgrader.utils import compute_checksum
-
     try:
         if not Path(notebook_path).is_file():
             raise FileNotFoundError(notebook_path)
@@ -147,7 +147,7 @@ def answers(notebook_path: Path, assignment) -> dict[str, str | None]:
     for name, _ in assignment.questions:
         cell = cells.get(name, [None])[-1]
         meta = cell.metadata.get("nbgrader", {}) if cell is not None else {}
-        unchanged = cell is not None and "checksum" in meta and meta["checksum"] == compute_checksum(cell)
+        unchanged = cell is not None and "checksum" in meta and meta["checksum"] == checksum(cell)
         text = cell.source.strip() if cell is not None else ""
         found[name] = None if cell is None or unchanged or not text or text == "YOUR ANSWER HERE" else text
     return found

@@ -20,12 +20,8 @@ import sys
 import traceback
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from gradekit.drivers import ContractError, build_network
-
 MIME = "application/vnd.autograder.result+json"
+answered = False  # whether a case has answered in this process (not an error): see ``warm_up``
 
 
 def driver_name(driver) -> str:
@@ -46,6 +42,8 @@ def driver_function(driver):
 
 def run_case(driver, functions: list, case: dict) -> dict:
     """Run one driver on one case: ``{"ok": data}`` or ``{"error": {...}}``; student errors never escape."""
+    from gradekit.drivers import ContractError
+
     run = driver_function(driver)
     try:
         return {"ok": run(*functions, case)}
@@ -79,6 +77,8 @@ def plain(value):
 
 def serve(namespace: dict, request: str) -> None:
     """Entry point in the student's kernel: run the request's cases and display the results as one JSON output."""
+    global answered
+    import torch
     from IPython.display import display
 
     spec = json.loads(request)
@@ -94,6 +94,7 @@ def serve(namespace: dict, request: str) -> None:
             results = run_forked(spec["driver"], functions, spec["cases"], spec["workers"])
         else:
             results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
+        answered = answered or any("ok" in result for result in results)
     display({MIME: plain(results)}, raw=True)
 
 
@@ -101,7 +102,10 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
     """Each case in a forked copy of this process, ``workers`` at a time: the seeds of a behaviour check on several
     cores, one thread each. A case is seeded by itself, so its result is the same as in this process. A copy that
     dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
-    warm_up()
+    import torch
+
+    if answered:
+        warm_up()
     results: list[dict | None] = [None] * len(cases)
     pending = list(enumerate(cases))
     running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, bytes so far)
@@ -144,8 +148,15 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
 
 @functools.cache
 def warm_up() -> None:
-    """Pay torch's first-use costs (lazy imports of autograd and the optimisers, ~2 s) once, in the process that
-    forks, instead of once in every copy."""
+    """Pay torch's first-use costs (its first optimiser imports ``torch._dynamo``, ~1 s) once, in the process that
+    forks, instead of once in every copy. Only once some case has answered: the functions of a submission that only
+    raise (not implemented yet) never get as far as an optimiser, since a driver makes its optimiser after the first
+    answer of the student's function, so such a submission does not pay for one."""
+    import torch
+    import torch.nn.functional as F
+
+    from gradekit.drivers import build_network
+
     net = build_network([1, 3])
     for optimiser in (torch.optim.Adam(net.parameters()), torch.optim.AdamW(net.parameters())):
         optimiser.zero_grad()

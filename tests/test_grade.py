@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from autograder.grade import grade
+from autograder.notebook import checksum, graded_cells
 from autograder.release import solution_lines
 from tests.conftest import fill_release, read_results, results_by_name
 
@@ -35,6 +36,25 @@ def test_reference_gets_full_marks_and_blank_release_zero(assignment, tmp_path):
         assert set(test) >= {"name", "score", "max_score", "status", "output"}
     solution = [line for line in solution_lines(assignment.source) if len(line) > 12]
     assert not [line for line in solution if line in json.dumps(blank)], "feedback quotes the reference solution"
+
+
+def test_checksums_are_nbgraders(course):
+    """The grader's checksum of a cell (locked cells, unanswered questions) is nbgrader's, on every nbgrader cell of
+    the sources and releases, and on edited copies."""
+    from nbgrader.utils import compute_checksum
+
+    cells = [cell for a in course.assignments.values() for path in (a.source, a.release)
+             for found in graded_cells(nbformat.read(path, as_version=4)).values() for cell in found]
+    assert len(cells) > 30 and {c.metadata.nbgrader.get("locked", False) for c in cells} == {True, False}
+    for cell in cells:
+        edited = nbformat.from_dict(cell)
+        edited.source += "\n# edited"
+        for copy in (cell, edited):
+            assert checksum(copy) == compute_checksum(copy), cell.metadata.nbgrader
+    released = [c for a in course.assignments.values()
+                for found in graded_cells(nbformat.read(a.release, as_version=4)).values() for c in found
+                if "checksum" in c.metadata.nbgrader]
+    assert released and all(checksum(c) == c.metadata.nbgrader["checksum"] for c in released)
 
 
 def test_source_notebook_itself_gets_full_marks(assignment):

@@ -23,6 +23,7 @@ from nbclient import NotebookClient
 from gradekit import protocol as harness
 from gradekit.checks import ExactCheck
 from week03_gymnasium import drivers as harness_gym
+from week03_gymnasium import policies
 
 from autograder.execute import kernel_env
 from autograder.grade import grade
@@ -91,8 +92,8 @@ def test_notebook_training_is_the_graders(notebook, env_id):
 
 
 def test_notebook_policies_are_the_graders(notebook):
-    for ours, theirs, args in ((harness_gym.CategoricalPolicy, notebook["CategoricalPolicy"], (4, 2, 8)),
-                               (harness_gym.GaussianPolicy, notebook["GaussianPolicy"], (4, 1, 8, -0.5))):
+    for ours, theirs, args in ((policies.CategoricalPolicy, notebook["CategoricalPolicy"], (4, 2, 8)),
+                               (policies.GaussianPolicy, notebook["GaussianPolicy"], (4, 1, 8, -0.5))):
         torch.manual_seed(3)
         a = ours(*args)
         torch.manual_seed(3)
@@ -116,7 +117,7 @@ def test_every_episode_is_reset_with_its_own_seed(gym_assignment, monkeypatch):
             seeds.append(seed)
             return super().reset(seed=seed, options=options)
 
-    monkeypatch.setattr(harness_gym.gym, "make", lambda env_id: Recorder(make(env_id)))
+    monkeypatch.setattr(gym, "make", lambda env_id: Recorder(make(env_id)))
     reference = reference_functions(gym_assignment)
     out = harness_gym.cartpole_run(reference["discounted_returns"], reference["categorical_log_prob"],
                                    reference["reinforce_batch_loss"], SHORT | {"seed": 5})

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from gradekit.checks import ConvergenceCheck, ExactCheck, fmt
 from gradekit.drivers import build_network, network_params
@@ -30,6 +29,8 @@ class ImitationLossExact(ExactCheck):
 
     def _case(self, rng, batch: int, dims: int, sizes: list[int], log_std, per_row: bool) -> dict:
         """A batch of inputs through a fixed mean network, and actions drawn around its means (as demonstrations)."""
+        import torch
+
         torch.manual_seed(int(rng.integers(2**31)))
         net = build_network(sizes)
         inputs = rng.normal(0, 1, (batch, sizes[0])).round(4)

@@ -6,9 +6,10 @@ with respect to a policy's parameters. ``clone_and_evaluate`` checks it by behav
 below from its demonstrations with the student's loss, then count how often the clone slides the puck onto the goal
 of ``FetchSlide-v4``, against how often the controller does on the same episodes.
 
-The controller, the policy's inputs and the policy class are instructor code, not solutions: the notebook shows the
-same ones in locked cells, and ``tests/test_fetch_part.py`` checks that the two controllers act identically.
-Verdicts are decided in the grader (``checks_fetch.py``), as for the lecture's part.
+The controller, the policy's inputs and the policy class (``policies.py``) are instructor code, not solutions: the
+notebook shows the same ones in locked cells, and ``tests/test_fetch_part.py`` checks that the two controllers act
+identically. Verdicts are decided in the grader (``checks_fetch.py``), as for the lecture's part. torch and the
+environment are imported by the functions that use them: the grader imports this module with the checks.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from gradekit.drivers import ContractError, build_network, scalar_loss, seed_everything
+
+if TYPE_CHECKING:
+    from .policies import GaussianPolicy
 
 ENV_ID = "FetchSlide-v4"
 STEPS = 50  # FetchSlide-v4's time limit: every episode has 50 steps
@@ -105,7 +108,7 @@ def scripted_controller(observation: np.ndarray, goal: np.ndarray) -> np.ndarray
     return action / max(1.0, float(np.linalg.norm(action[:3])))
 
 
-# ------------------------------------------------------------------------------- the policy (locked in the notebook)
+# ---------------------------------------------------------- the policy's inputs and actions (locked in the notebook)
 def policy_input(observation: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """What the cloned policy sees (9 numbers): the gripper relative to the puck, the puck's velocity, the way to the
     goal and the launch velocity that the table's friction requires for it."""
@@ -113,23 +116,6 @@ def policy_input(observation: np.ndarray, goal: np.ndarray) -> np.ndarray:
     delta = goal[:2] - puck[:2]
     return np.r_[grip - puck, observation[14:16] + observation[20:22], delta, 20 * launch_velocity(delta)].astype(
         np.float32)
-
-
-class GaussianPolicy(nn.Module):
-    """π(a | s) = N(μ(s), diag σ²) over the three displacements (the gripper stays closed in FetchSlide): an MLP for
-    the mean, one learned log σ per action dimension. Inputs are standardised with the demonstrations' statistics."""
-
-    def __init__(self, input_mean, input_std, hidden: int = 256, actions: int = 3, log_std: float = -0.5):
-        super().__init__()
-        self.register_buffer("input_mean", torch.as_tensor(np.asarray(input_mean), dtype=torch.float32))
-        self.register_buffer("input_std", torch.as_tensor(np.asarray(input_std), dtype=torch.float32))
-        size = self.input_mean.numel()
-        self.mean_net = nn.Sequential(nn.Linear(size, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                      nn.Linear(hidden, actions))
-        self.log_std = nn.Parameter(torch.full((actions,), float(log_std)))
-
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mean_net((inputs - self.input_mean) / self.input_std), self.log_std
 
 
 def env_action(displacement) -> np.ndarray:
@@ -168,6 +154,8 @@ def controller_rollouts(first_seed: int, episodes: int) -> tuple[np.ndarray, np.
 
 def policy_successes(policy: GaussianPolicy, first_seed: int, episodes: int) -> list[bool]:
     """Whether the policy's mean action (no sampling) slides the puck onto the goal, on episodes ``first_seed + i``."""
+    import torch
+
     env = make_env()
     successes = []
     with torch.no_grad():
@@ -189,6 +177,10 @@ def behaviour_cloning(loss_fn, inputs: np.ndarray, actions: np.ndarray, epochs: 
     1e-3, three seeds cloned to 16 %, 19 % and 65 % of the controller's successes; with the decay, six to 32–42 %).
     Returns the policy and the mean loss of every epoch. Seed torch before calling: it draws the initial weights and
     the shuffles."""
+    import torch
+
+    from .policies import GaussianPolicy
+
     policy = GaussianPolicy(inputs.mean(axis=0), inputs.std(axis=0) + 1e-3, hidden, actions.shape[1])
     optimiser = torch.optim.Adam(policy.parameters(), lr=lr)
     steps = epochs * -(-len(inputs) // batch_size)
@@ -220,6 +212,8 @@ def behaviour_cloning(loss_fn, inputs: np.ndarray, actions: np.ndarray, epochs: 
 def check_contract(fn) -> None:
     """The loss on a tiny batch, before the demonstrations are collected: a loss that breaks the contract (not a
     tensor, not a scalar, no gradient) fails in a moment instead of after a minute of episodes."""
+    import torch
+
     mean, log_std = torch.zeros(2, 3, requires_grad=True), torch.zeros(3, requires_grad=True)
     loss = scalar_loss(fn(mean, log_std, torch.ones(2, 3)), "the policy's mean and log_std")
     if all(g is None for g in torch.autograd.grad(loss, [mean, log_std], allow_unused=True)):
@@ -229,6 +223,8 @@ def check_contract(fn) -> None:
 def call_imitation_loss(fn, case: dict) -> dict:
     """``imitation_loss`` on a batch of a fixed policy's means and log σ's and given actions; returns the gradient of
     the loss with respect to the policy's parameters (the mean network's, then log σ)."""
+    import torch
+
     net = build_network(case["sizes"], case["params"])
     log_std = torch.tensor(case["log_std"], dtype=torch.float32, requires_grad=True)
     mean = net(torch.tensor(case["inputs"], dtype=torch.float32))
@@ -253,6 +249,8 @@ def clone_and_evaluate(fn, case: dict) -> dict:
     to the controller's over the evaluation episodes (its last value is the metric). Torch runs on one thread, as in
     the student's kernel, also where the grader runs the reference for the feedback page: two threads made cloning
     2.5 times slower on a busy 2-core machine."""
+    import torch
+
     torch.set_num_threads(1)
     check_contract(fn)
     inputs, actions, _ = controller_rollouts(case["demo_seed"], case["demos"])

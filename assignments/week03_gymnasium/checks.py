@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-import torch
 
 from gradekit.checks import ConvergenceCheck, ExactCheck, fmt
 from week03_policy_gradients.checks import ReinforceLossExact
 
 from . import drivers
+
+if TYPE_CHECKING:
+    import torch
+
 LOG_2PI = math.log(2 * math.pi)
 
 

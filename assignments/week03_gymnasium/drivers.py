@@ -4,57 +4,29 @@
 Like ``harness.py``, every driver runs in the student's kernel with the student's functions and in the grader with the
 reference, and returns plain data only; verdicts are decided in ``checks_gym.py``. The environments are Gymnasium's
 own (``gymnasium.make``, no rendering), reset with a different seed for every episode, derived from the check's seed:
-the Gymnasium tutorial reset every episode with the same seed, so every episode started alike.
+the Gymnasium tutorial reset every episode with the same seed, so every episode started alike. The policies are the
+notebook's (``policies.py``). torch, Gymnasium and the policies are imported by the drivers that use them: the grader
+imports this module with the checks, and needs them only once a driver runs.
 """
 
 from __future__ import annotations
 
-import gymnasium as gym
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn as nn
 
 from gradekit.drivers import ContractError, as_vector, scalar_loss, seed_everything
 
-
-# ---------------------------------------------------------------------------------------------------- policies
-class CategoricalPolicy(nn.Module):
-    """An MLP from observations to the logits of a categorical distribution over discrete actions (CartPole)."""
-
-    def __init__(self, obs_dim: int, n_actions: int, hidden: int):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, n_actions))
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor]:
-        return (self.net(obs),)
-
-    @torch.no_grad()
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        (logits,) = self(obs)
-        return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
-
-
-class GaussianPolicy(nn.Module):
-    """An MLP from observations to the mean of a diagonal Gaussian; its log standard deviation is one learned
-    parameter per action dimension, independent of the observation (InvertedPendulum)."""
-
-    def __init__(self, obs_dim: int, action_dim: int, hidden: int, log_std: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(), nn.Linear(hidden, action_dim))
-        self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std)))
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.net(obs), self.log_std
-
-    @torch.no_grad()
-    def sample(self, obs: torch.Tensor) -> torch.Tensor:
-        mean, log_std = self(obs)
-        return mean + log_std.exp() * torch.randn_like(mean)
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
 
 
 # ------------------------------------------------------------------------------------------------- exactness
 def call_categorical_log_prob(fn, case: dict) -> dict:
     """``categorical_log_prob`` on given logits and actions: its values and the gradient w.r.t. the logits."""
+    import torch
+
     logits = torch.tensor(case["logits"], dtype=torch.float32, requires_grad=True)
     actions = torch.tensor(case["actions"], dtype=getattr(torch, case.get("actions_dtype", "int64")))  # any integer
     return _values_and_grads(fn(logits, actions), [logits], len(case["actions"]))
@@ -63,6 +35,8 @@ def call_categorical_log_prob(fn, case: dict) -> dict:
 def call_gaussian_log_prob(fn, case: dict) -> dict:
     """``gaussian_log_prob`` on given means, log-stds and actions: its values and the gradients w.r.t. the means and
     the log-stds."""
+    import torch
+
     mean = torch.tensor(case["mean"], dtype=torch.float32, requires_grad=True)
     log_std = torch.tensor(case["log_std"], dtype=torch.float32, requires_grad=True)
     actions = torch.tensor(case["actions"], dtype=torch.float32)
@@ -71,6 +45,8 @@ def call_gaussian_log_prob(fn, case: dict) -> dict:
 
 def _values_and_grads(out, inputs: list[torch.Tensor], n: int) -> dict:
     """One log-probability per row, and the gradient of a fixed random weighting of them w.r.t. ``inputs``."""
+    import torch
+
     if not isinstance(out, torch.Tensor):
         raise ContractError(f"the log-probabilities must be a torch tensor, got {type(out).__name__}")
     if tuple(out.shape) != (n,):
@@ -90,6 +66,8 @@ def call_batch_loss(fn, case: dict) -> dict:
 
     With ``case["advantages_grad"]`` the returns require grad (as if a critic computed them): the gradient with
     respect to them (``advantage_grad``) must then be zero."""
+    import torch
+
     track = bool(case.get("advantages_grad"))
     log_probs = torch.tensor(case["log_probs"], dtype=torch.float32, requires_grad=True)
     returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=track)
@@ -121,8 +99,11 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
     last ``window`` episodes after every ``log_every`` steps of the budget (equally long for every run; after an
     early stop it repeats the last value).
     """
+    import gymnasium as gym
+    import torch
+
     envs = [gym.make(env_id) for _ in range(case["n_envs"])]
-    optimiser = torch.optim.Adam(policy.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first update: functions that only raise never pay for torch's first optimiser
     continuous = isinstance(envs[0].action_space, gym.spaces.Box)
     episode_returns: list[float] = []
     progress: list[tuple[int, float]] = []  # (steps so far, mean return of the last `window` episodes) per update
@@ -159,6 +140,8 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
                     still.append(i)
             active = still
         steps += batch_steps
+        if optimiser is None:
+            optimiser = torch.optim.Adam(policy.parameters(), lr=case["lr"])
         update(policy, optimiser, log_prob_fn, loss_fn, batch_obs, batch_actions, batch_returns)
         progress.append((steps, float(np.mean(episode_returns[-case["window"]:]))))
         if len(episode_returns) >= case["window"] and progress[-1][1] >= case["target"]:
@@ -170,6 +153,8 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
 
 def update(policy, optimiser, log_prob_fn, loss_fn, batch_obs: list, batch_actions: list, batch_returns: list) -> None:
     """One gradient step on the student's loss of a whole batch, with the student's log-probabilities."""
+    import torch
+
     n = len(batch_obs)
     outputs = policy(torch.as_tensor(np.stack(batch_obs), dtype=torch.float32))
     log_probs = log_prob_fn(*outputs, torch.as_tensor(np.stack(batch_actions)))
@@ -198,6 +183,8 @@ def sampled(progress: list[tuple[int, float]], case: dict) -> list[float]:
 
 def cartpole_run(returns_fn, log_prob_fn, loss_fn, case: dict) -> dict:
     """REINFORCE on CartPole-v1 with the categorical MLP policy."""
+    from .policies import CategoricalPolicy
+
     seed_everything(case["seed"])
     policy = CategoricalPolicy(4, 2, case["hidden"])
     return train_reinforce("CartPole-v1", policy, log_prob_fn, returns_fn, loss_fn, case)
@@ -205,6 +192,8 @@ def cartpole_run(returns_fn, log_prob_fn, loss_fn, case: dict) -> dict:
 
 def pendulum_run(returns_fn, log_prob_fn, loss_fn, case: dict) -> dict:
     """REINFORCE on InvertedPendulum-v5 with the Gaussian MLP policy."""
+    from .policies import GaussianPolicy
+
     seed_everything(case["seed"])
     policy = GaussianPolicy(4, 1, case["hidden"], case["log_std"])
     return train_reinforce("InvertedPendulum-v5", policy, log_prob_fn, returns_fn, loss_fn, case)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from gradekit.checks import Check, ConvergenceCheck, ExactCheck, as_reference, fmt
 from gradekit.drivers import build_network, network_params
@@ -69,6 +68,8 @@ class PgLossExact(ExactCheck):
     rtol: float = 1e-4
     atol: float = 1e-6
     def _case(self, rng, sizes, state, action, reward):
+        import torch
+
         torch.manual_seed(int(rng.integers(2**31)))
         net = build_network(sizes)
         return {"sizes": sizes, "params": network_params(net), "state": state, "action": action,
@@ -433,6 +434,8 @@ class BaselineReducesVariance(Check):
 
     def cases(self, reference):
         """Episodes of a fixed random policy; baseline b(s) = mean return seen from state s in a separate batch."""
+        import torch
+
         torch.manual_seed(self.seed)
         params = network_params(build_network([1, 3]))
         returns = reference["discounted_returns"]

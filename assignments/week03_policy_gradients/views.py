@@ -2,23 +2,28 @@
 with and without the student's baseline, and the lecture's animation of the action distribution.
 
 Each check names its view (``BanditTableLearns.view``); the feedback page and the public checks draw it from numbers
-(the drivers' outputs, one per seed), never running any code of the student's or the reference's.
+(the drivers' outputs, one per seed), never running any code of the student's or the reference's. matplotlib is
+imported where a figure is drawn: the grader imports this module with the checks.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.animation import FuncAnimation, PillowWriter
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from gradekit.plots import REFERENCE, YOURS, band, series
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ACTIONS = ("L", "C", "R")
 
 
 def bandit_views(check, runs: list, reference: list, extra: dict) -> Figure:
     """The lecture's ``draw_plots``: action probabilities over time, reward per step, total reward per run."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(12, 3.8), dpi=100)
     ax_probs, ax_reward, ax_total = fig.subplots(1, 3, gridspec_kw={"width_ratios": [3, 3, 2]})
     colors = ("tab:green", "tab:orange", "tab:purple")
@@ -66,6 +71,8 @@ def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
     """REINFORCE on the chain: return and loss per episode, without a baseline and with the student's state-value
     baseline, yours and the reference's. A check's graded runs are one of the two (``check.baselined``), its
     feedback-only runs (``extra``) the other. The baseline's check adds the variance ratio of each seed."""
+    from matplotlib.figure import Figure
+
     baselined = getattr(check, "baselined", False)
     fig = Figure(figsize=(15 if baselined else 12, 3.8), dpi=100)
     ax_return, ax_loss, *ax_ratio = fig.subplots(1, 3 if baselined else 2,
@@ -108,6 +115,10 @@ def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
 def animation_gif(probs: list, path, frames: int = 150, fps: int = 40) -> None:
     """The lecture's animation of the action distribution over time, as a GIF (matplotlib's Pillow writer; the
     lecture's ``imagemagick`` writer is not installed). ``probs`` holds one [L, C, R] triple per time step."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     probs = np.asarray(probs, dtype=float)[:frames]
     fig = Figure(figsize=(4, 3), dpi=80)
     ax = fig.subplots()

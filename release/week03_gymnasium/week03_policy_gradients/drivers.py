@@ -4,17 +4,16 @@ Every driver runs twice for a check: in the student's kernel with the student's 
 with the reference. Only the JSON-able data a driver returns crosses the process boundary; verdicts are decided in
 the grader (``checks.py``). Nothing here knows the reference solution or a threshold, so a student who patches this
 module, numpy or torch can only change the numbers the grader receives, never the rule that judges them.
+
+torch and the environments (Gymnasium) are imported by the drivers that use them: the grader imports this module with
+the checks, and needs them only once a driver runs.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from gradekit.drivers import ContractError, as_vector, build_network, scalar_loss, seed_everything
-
-from .envs import BanditEnv, ChainEnv
 
 
 # --------------------------------------------------------------------------------------------- exactness drivers
@@ -29,6 +28,9 @@ def call_update(fn, case: dict) -> dict:
 
 def call_pg_loss(fn, case: dict) -> dict:
     """``pg_loss`` on the probabilities of a fixed network; returns the gradient with respect to its parameters."""
+    import torch
+    import torch.nn.functional as F
+
     net = build_network(case["sizes"], case["params"])
     probs = F.softmax(net(torch.tensor([case["state"]], dtype=torch.float32)), dim=0)
     loss = scalar_loss(fn(probs, case["action"], case["reward"]), "the network's parameters")
@@ -47,6 +49,8 @@ def call_reinforce_loss(fn, case: dict) -> dict:
 
     With ``case["advantages_grad"]``, the returns (and a per-step baseline) come as tensors that require grad, as
     if computed by a value network: the gradient with respect to them (``advantage_grad``) must then be zero."""
+    import torch
+
     track = bool(case.get("advantages_grad"))
     log_probs = torch.tensor(case["log_probs"], dtype=torch.float32, requires_grad=True)
     returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=track)
@@ -76,6 +80,8 @@ def table_key(key) -> str:
 
 def read_table(table, what: str) -> dict[str, float]:
     """The table as {key as text: value as float}; any number type (float, numpy, 0-d tensor) is fine."""
+    import torch
+
     if not isinstance(table, dict):
         raise ContractError(f"{what} must stay a dict (state -> value), got {type(table).__name__}")
     out = {}
@@ -92,6 +98,8 @@ def call_state_value_baseline(fn, case: dict) -> dict:
     """``state_value_baseline`` on one episode and a table from earlier episodes; returns the baseline and the table
     after the call (updated in place). ``returns`` may come as a tensor that requires grad (``returns_grad``): the
     baseline must then carry no gradient."""
+    import torch
+
     table = {int(s): float(v) for s, v in case["table"]}
     returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=bool(case.get("returns_grad")))
     baseline = fn(list(case["states"]), returns, table, case["step"])
@@ -115,6 +123,8 @@ def bandit_table_run(fn, case: dict) -> dict:
     same policy, and never drifts into the clip. An update in place or returned, of any float dtype, is the same.
 
     Returns the policy after every step (``probs``, one [L, C, R] triple a step) and the reward of every step."""
+    from .envs import BanditEnv
+
     seed_everything(case["seed"])
     env = BanditEnv(max_steps=case["steps"])
     env.reset(seed=case["seed"])
@@ -138,18 +148,26 @@ def bandit_table_run(fn, case: dict) -> dict:
 
 def bandit_network_run(fn, case: dict) -> dict:
     """The lecture's network bandit: ``Linear(1, 3)`` + softmax, Adam, one ``pg_loss`` step per time step."""
+    import torch
+    import torch.nn.functional as F
+
+    from .envs import BanditEnv
+
     seed_everything(case["seed"])
     env = BanditEnv(max_steps=case["steps"])
     state, _ = env.reset(seed=case["seed"])
     net = build_network([1, 3])
-    optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first step: a pg_loss that only raises never pays for torch's first optimiser
     probs, rewards = [], []
     for _ in range(case["steps"]):
-        optimiser.zero_grad()
+        if optimiser is not None:
+            optimiser.zero_grad()
         policy = F.softmax(net(torch.tensor([float(state)])), dim=0)
         action = int(torch.multinomial(policy.detach(), 1))
         state, reward, _, _, _ = env.step(action)
         scalar_loss(fn(policy, action, reward), "the network's parameters").backward()
+        if optimiser is None:
+            optimiser = torch.optim.Adam(net.parameters(), lr=case["lr"])
         optimiser.step()
         with torch.no_grad():
             probs.append(F.softmax(net(torch.tensor([float(state)])), dim=0).tolist())
@@ -175,10 +193,15 @@ def chain_baseline_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
 
 
 def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from .envs import ChainEnv
+
     seed_everything(case["seed"])
     env = ChainEnv(max_steps=case["max_steps"])
     net = build_network([1, 3])
-    optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
+    optimiser = None  # made at the first update: functions that only raise never pay for torch's first optimiser
     table: dict = {}
     episode_returns, losses = [], []
     weights = {key: {"n": 0, "sum": 0.0, "sumsq": 0.0} for key in ("plain", "baselined")}
@@ -208,6 +231,8 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
                 weights[key]["n"] += len(weight)
                 weights[key]["sum"] += float(weight.sum())
                 weights[key]["sumsq"] += float((weight**2).sum())
+        if optimiser is None:
+            optimiser = torch.optim.AdamW(net.parameters(), lr=case["lr"])
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -221,6 +246,11 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
 
 def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> list[dict]:
     """``n`` episodes of a fixed chain policy: states, actions and rewards (the grader computes returns from them)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .envs import ChainEnv
+
     seed_everything(seed)
     net = build_network([1, 3], params)
     env = ChainEnv(max_steps=max_steps)
@@ -243,6 +273,9 @@ def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> li
 def baseline_gradients(loss_fn, case: dict) -> dict:
     """Per-episode gradients of ``reinforce_loss`` with respect to the policy's parameters, with baseline 0 and with
     the given per-step baseline, on the same fixed episodes."""
+    import torch
+    import torch.nn.functional as F
+
     net = build_network([1, 3], case["params"])
     gradients: dict[str, list] = {"plain": [], "baselined": []}
     for ep in case["episodes"]:

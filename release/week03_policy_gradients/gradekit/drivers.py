@@ -2,16 +2,20 @@
 
 A driver (in an assignment's ``drivers.py``) calls a graded function on given inputs and returns plain numbers. These
 helpers turn what the student's function returned into numbers, or raise ``ContractError`` with a sentence the student
-reads (wrong type, wrong shape, no gradient). Generic: no assignment's content is named here.
+reads (wrong type, wrong shape, no gradient). Generic: no assignment's content is named here. torch is imported
+where it is used: the grader imports this module with the checks, and needs torch only once a driver runs.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn as nn
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
 
 
 class ContractError(Exception):
@@ -20,6 +24,8 @@ class ContractError(Exception):
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy and torch: the only place the grader seeds anything."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -28,6 +34,9 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------------------- inputs
 def build_network(sizes: list[int], params: list | None = None) -> nn.Module:
     """An MLP ``sizes[0] -> ... -> sizes[-1]`` with ReLU between layers; ``params`` (nested lists) fix its weights."""
+    import torch
+    import torch.nn as nn
+
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         if i:
@@ -47,6 +56,8 @@ def network_params(net: nn.Module) -> list:
 
 def as_vector(value, what: str, size: int) -> np.ndarray:
     """A tensor, array or list of ``size`` numbers as a float64 numpy array; a clear ContractError otherwise."""
+    import torch
+
     try:
         if isinstance(value, torch.Tensor):
             array = value.detach().cpu().double().numpy()
@@ -63,6 +74,8 @@ def as_vector(value, what: str, size: int) -> np.ndarray:
 
 def scalar_loss(loss, inputs: str) -> torch.Tensor:
     """Check that a loss is a one-element tensor still connected to ``inputs``; return it as a 0-d tensor."""
+    import torch
+
     if not isinstance(loss, torch.Tensor):
         raise ContractError(f"the loss must be a torch tensor, got {type(loss).__name__}")
     if loss.numel() != 1:

@@ -3,22 +3,27 @@
 Used by the grader's feedback page and by the student's public checks (``public.py``). A check draws its ``view`` (a
 function of its assignment's ``views.py``), or the learning curve below. Everything here draws numbers it is given
 (the drivers' outputs, one per seed); it runs no student or reference code. Figures are made without pyplot, so
-nothing depends on a display.
+nothing depends on a display. matplotlib is imported where a figure is drawn: the grader imports this module with the
+checks, and most commands draw nothing.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 YOURS, REFERENCE = "tab:blue", "tab:gray"
 
 
 def png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     fig.tight_layout()
     buffer = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buffer)
@@ -59,6 +64,8 @@ def figure(check, runs: list, reference: list, extra: dict | None = None) -> Fig
 
 def curve_view(check, runs: list, reference: list) -> Figure:
     """The check's learning curve: yours against the reference band, with the pass threshold dashed."""
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(8, 3.6), dpi=100)
     ax = fig.subplots()
     band(ax, series(reference, check.curve), "reference", REFERENCE, 3.5)  # wide: visible under yours
