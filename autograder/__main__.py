@@ -28,12 +28,8 @@ def cmd_release(course, args) -> int:
 def cmd_grade(course, args) -> int:
     """Grade one notebook, or the one notebook in a folder. results.json (and --junit) is written whatever happens: a
     grade, or an error entry for staff."""
-    # nbformat imports jsonschema, which builds rfc3987_syntax's Earley parser for the "iri" formats at import: a second
-    # of CPU before the kernel can start. No schema a grade validates has a "format" (nbformat's have none), so a grade
-    # does without those two format checks.
-    sys.modules.setdefault("rfc3987_syntax", None)
     from autograder.exports import find_notebook
-    from autograder.grade import grade, not_graded
+    from autograder.grade import Grader, not_graded
     from autograder.notebook import AssignmentUnknown, SubmissionError, check_assignment
     from autograder.results import (error_results, gradescope, table, unknown_assignment_results, write_json,
                                     write_junit)
@@ -58,12 +54,16 @@ def cmd_grade(course, args) -> int:
     except Exception as exc:
         write(error_results(None, exc))
         raise
+    kernel = None
     try:
+        grader = Grader(assignment, only, args.workers, figures=not args.no_html)
+        kernel = grader.kernel()  # starting in its thread from now on, while the submission is looked at
         notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
         check_assignment(course, notebook, assignment)
-        report = grade(notebook, assignment, only=only, workers=args.workers, figures=not args.no_html,
-                       progress=sys.stderr.isatty())
-    except SubmissionError as exc:  # a folder without exactly one notebook to grade
+        report = grader.grade(notebook, kernel, progress=sys.stderr.isatty())  # stops the kernel
+        kernel = None
+    except SubmissionError as exc:  # a folder without exactly one notebook to grade, another assignment's notebook
+        report = not_graded(submission, assignment, str(exc), only)
         report = not_graded(submission, assignment, str(exc), only)
     except IsolationError as exc:  # below course.toml's min_isolation: no student code was run
         write(error_results(assignment, exc))
@@ -72,6 +72,9 @@ def cmd_grade(course, args) -> int:
     except Exception as exc:
         write(error_results(assignment, exc))
         raise
+    finally:
+        if kernel is not None:
+            kernel.close()
     from autograder.gradebook import annotate
 
     page = None

@@ -204,6 +204,7 @@ class KernelThread:
         self.session = KernelSession(limits, visible, min_isolation, setup, slot)  # the level check, here and now
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kernel-{slot}")
         self._started = self._thread.submit(self.session._start)
+        self._closed = False
 
     def _call(self, method, *args):
         return self._thread.submit(method, *args).result()
@@ -212,6 +213,7 @@ class KernelThread:
         try:
             self._started.result()
         except BaseException:
+            self._closed = True  # a failed start stopped what it had started
             self._thread.shutdown()
             raise
         return self
@@ -220,7 +222,10 @@ class KernelThread:
         self.close()
 
     def close(self) -> None:
-        """Stop the kernel (started or not) and its thread."""
+        """Stop the kernel (started or not) and its thread; again, it does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._call(self.session._stop)
         finally:
