@@ -51,6 +51,7 @@ def nbgrader_args(course, assignment, course_dir: Path, db: Path) -> list[str]:
 
 def generate(course, assignment, out_dir: Path) -> Path:
     """Run nbgrader generate_assignment on the assignment's source; write the release under ``out_dir``."""
+    record = record_public(assignment)  # first: it reuses the committed release's learning curves, replaced below
     with tempfile.TemporaryDirectory(prefix="nbgrader-") as tmp:
         course_dir = Path(tmp)
         (course_dir / "source" / assignment.id).mkdir(parents=True)
@@ -67,7 +68,7 @@ def generate(course, assignment, out_dir: Path) -> Path:
         shutil.copytree(made, target)
     for package in [KIT, *assignment.packages]:
         shutil.copytree(package, target / package.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (target / "public_checks.json").write_text(json.dumps(record_public(assignment), sort_keys=True) + "\n")
+    (target / "public_checks.json").write_text(json.dumps(record, sort_keys=True) + "\n")
     (target / "requirements.txt").write_text(student_requirements(assignment))
     problems = allow_list_problems(assignment, target) + leaks(assignment.source, target / assignment.notebook)
     if problems:

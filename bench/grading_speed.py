@@ -14,7 +14,7 @@ Every command runs with OMP/OPENBLAS/MKL_NUM_THREADS=1. Measured:
                   process each, two at a time (both on 2 cores: grade-all --jobs 2 gives each student one worker).
                   --nbgrader-batch adds nbgrader's (sequential) autograde of the same class.
   --fresh-clone   instead of the above: `git clone` of this repository (its HEAD) into /tmp, then `make` timed phase
-                  by phase (venv, pip install, sandbox, release, first grade), its output lines timestamped; with an
+                  by phase (venv, pip install, sandbox, first release, first grade), its output lines timestamped; with an
                   empty TMPDIR, so without the cache of the reference's learning curves, as on a new machine
                   (--warm-cache keeps this machine's). The clone is deleted afterwards.
 
@@ -489,7 +489,7 @@ PHASES = [  # (name, pattern of the line that ends it), in make's order
     ("venv creation", re.compile(r"-m pip install")),
     ("pip install", re.compile(r"touch \.venv/installed")),
     ("sandbox check", re.compile(r"-m autograder demo")),
-    ("release generation", re.compile(r"^grading reference: ")),
+    ("first release generation", re.compile(r"^grading reference: ")),  # the demo releases each assignment before its grades
     ("first grade (reference)", re.compile(r"^grading blank: ")),
 ]
 NOISE = re.compile(r"^WARNING: Location 'file://.*' is ignored")  # pip on this machine: a missing local index dir
