@@ -52,7 +52,6 @@ def grade_job(course, grader: Grader, job: dict, kernel) -> None:
         try:
             check_assignment(course, notebook, assignment)
         except SubmissionError as exc:
-            kernel.close()
             report = not_graded(notebook, assignment, str(exc), grader.only)
         else:
             report = grader.grade(notebook, kernel)
@@ -60,6 +59,9 @@ def grade_job(course, grader: Grader, job: dict, kernel) -> None:
     except Exception as exc:  # noqa: BLE001 - this student gets an error entry; the next one is graded
         traceback.print_exc()
         write_json(results, error_results(assignment, exc))
+    finally:
+        if not isinstance(kernel, BaseException):
+            kernel.close()  # if the grade did not get as far as stopping it
 
 
 class Jobs:
