@@ -5,9 +5,9 @@ kernel, paying imports and the reference once. A worker that dies (or overruns a
 its current student with it: that student is retried once in a new worker, then gets an autograder error entry.
 Results are written atomically as each student finishes; a re-run skips students whose results.json is complete
 (unless ``regrade``), so a batch killed at any moment, even with SIGKILL (its workers die with it), resumes without
-losing, corrupting or grading twice anything. A submission with a file newer than its results.json (a resubmission) is graded again, and
-``students`` regrades just those. The grades CSV, the summary and the class report are rebuilt from all results.json
-files at the end.
+losing, corrupting or grading twice anything. A submission with a file newer than its results.json (a resubmission)
+is graded again, and ``students`` regrades just those. The grades CSV, the summary and the class report are rebuilt
+from all results.json files at the end.
 
 Results go to ``results/<student>/<assignment>/`` beside ``submitted/``, out of reach of nbgrader's ``autograde
 --force`` and ``generate_feedback --force``. In an nbgrader course (``gradebook.py``) the grades are also written into

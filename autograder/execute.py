@@ -113,12 +113,8 @@ class KernelSession:
         self.restarts = 0
         self.pid = 0
         self.box: sandbox.Box | None = None
-        self.cpu_seconds = 0.0  # CPU time of the kernels' whole trees so far (where a cpuacct cgroup measures it)
-
-    @property
-    def measures_cpu(self) -> bool:
-        """Whether ``cpu_seconds`` is measured (a writable cpuacct cgroup per kernel)."""
-        return "cpuacct" in self._isolation.cgroups
+        # CPU time of the kernels' whole trees so far; None where no cpuacct cgroup measures it
+        self.cpu_seconds: float | None = 0.0 if "cpuacct" in self._isolation.cgroups else None
 
     @property
     def isolation(self) -> dict:
@@ -162,7 +158,8 @@ class KernelSession:
         up and remove the kernel's folder."""
         if self.box is None:
             return
-        self.cpu_seconds += self.box.cgroups.cpu_seconds() or 0.0
+        if self.cpu_seconds is not None:
+            self.cpu_seconds += self.box.cgroups.cpu_seconds() or 0.0
         self.box.kill(self.pid)
         try:
             self.client._cleanup_kernel()

@@ -279,12 +279,11 @@ class Grader:
                          "it.")
         if restarts:
             notes.append(f"The grading kernel was restarted {restarts} time(s).")
-        kernel_cpu = kernel.cpu_seconds if kernel.measures_cpu else None
         return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
                       {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
                        "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks},
                        "cpu_seconds": {"grader": round(time.process_time() - cpu, 3),
-                                       "kernel": None if kernel_cpu is None else round(kernel_cpu, 3)}})
+                                       "kernel": None if kernel.cpu_seconds is None else round(kernel.cpu_seconds, 3)}})
 
 
 def grade(path: Path, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True,
