@@ -87,8 +87,8 @@ class Definitions:
                 return
 
 
-def probe_code(check, cases: list[dict], workers: int = 1) -> str:
-    request = json.dumps({"driver": driver_name(check.driver), "functions": list(check.functions), "cases": cases,
+def probe_code(driver, functions, cases: list[dict], workers: int = 1) -> str:
+    request = json.dumps({"driver": driver_name(driver), "functions": list(functions), "cases": cases,
                           "workers": workers})
     return f"import gradekit.protocol as _grading_protocol\n_grading_protocol.serve(globals(), {request!r})"
 
@@ -118,7 +118,7 @@ def run_check(kernel: KernelThread, check, cases: list[dict], deadline: float,
     for batch in check.batches(cases, workers):
         if limit - time.monotonic() < 1:
             return "timeout", answers, time.monotonic() - start
-        run = kernel.run(probe_code(check, batch, workers), timeout=limit - time.monotonic())
+        run = kernel.run(probe_code(check.driver, check.functions, batch, workers), timeout=limit - time.monotonic())
         if run.status in ("timeout", "died"):
             return run.status, answers, time.monotonic() - start
         answers += answers_from(run.outputs, len(batch))
@@ -146,17 +146,30 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
                                    "make sure the function returns the documented types.")
 
 
-def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadline: float, workers: int = 1):
+def run_key(driver, functions, case: dict) -> str:
+    """What makes a run: its driver, the student's functions it runs on and its case (the submission is given)."""
+    return json.dumps([driver_name(driver), list(functions), case], sort_keys=True)
+
+
+def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadline: float, workers: int = 1,
+                       done: dict[str, dict] | None = None):
     """Add the check's feedback-only runs (e.g. training with a variant) to its data, if time allows. They never
-    change the verdict: a failure only leaves them out of the figure. Returns the kernel's status and the result."""
-    cases = check.feedback_cases()
+    change the verdict: a failure only leaves them out of the figure. Runs in ``done`` (answers of this submission's
+    earlier checks, by ``run_key``) are reused, not run again. Returns the kernel's status and the result."""
+    driver, functions, cases = check.feedback_runs()
+    done = {} if done is None else done
+    keys = [run_key(driver, functions, case) for case in cases]
+    missing = [case for case, key in zip(cases, keys) if key not in done]
     timeout = min(kernel.limits.cell_seconds, deadline - time.monotonic() - 1)
-    if not cases or timeout < 1:
+    if not cases or (missing and timeout < 1):
         return "ok", result
-    run = kernel.run(probe_code(check, cases, check.workers(workers)), timeout=timeout)
-    if run.status != "ok":
-        return run.status, result
-    runs = [check.keep(a) for a in answers_from(run.outputs, len(cases))]
+    if missing:
+        run = kernel.run(probe_code(driver, functions, missing, check.workers(workers)), timeout=timeout)
+        if run.status != "ok":
+            return run.status, result
+        done |= {run_key(driver, functions, case): answer
+                 for case, answer in zip(missing, answers_from(run.outputs, len(missing)))}
+    runs = [check.keep(done[key]) for key in keys]
     return "ok", replace(result, data=result.data | {"feedback_runs": runs})
 
 
@@ -237,6 +250,7 @@ class Grader:
         definitions = Definitions(assignment, submission)
         kernel = kernel or self.kernel()  # before any student code: below the course's minimum isolation, refuse
         results = []
+        done: dict[str, dict] = {}  # this submission's answers by run_key: a feedback-only run may be a graded one
         check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
         try:  # while the kernel starts in its thread: the grader's preparation (the reference: once per process)
             is_reference = Path(path).resolve() == assignment.source.resolve()
@@ -260,9 +274,10 @@ class Grader:
                 check_start = time.monotonic()
                 cases = all_cases[check.name]
                 status, answers, seconds = run_check(kernel, check, cases, deadline, self.workers)
+                done |= {run_key(check.driver, check.functions, case): answer for case, answer in zip(cases, answers)}
                 result = judge_run(check, cases, status, answers, seconds, expected)
                 if status == "ok" and self.figures and any(result.data.get("runs") or []):  # nothing to compare with
-                    status, result = with_feedback_runs(kernel, check, result, deadline, self.workers)
+                    status, result = with_feedback_runs(kernel, check, result, deadline, self.workers, done)
                 if status in ("timeout", "died") and deadline - time.monotonic() > 1:
                     kernel.restart()
                     definitions.run(kernel, deadline)

@@ -83,7 +83,8 @@ def run(entry: dict, record: dict, namespace: dict) -> tuple[checks.CheckResult,
     result = check.judge(entry["cases"][:len(answers)], answers, Recorded(entry))
     extra = {}
     if isinstance(check, checks.ConvergenceCheck):
-        extra = {"runs": [check.keep(protocol.run_case(check.driver, functions, c)) for c in check.feedback_cases()],
+        driver, names, cases = check.feedback_runs()
+        extra = {"runs": [check.keep(protocol.run_case(driver, [namespace.get(f) for f in names], c)) for c in cases],
                  "reference": entry["reference"]["feedback_runs"]}
     return result, extra
 

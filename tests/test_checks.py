@@ -1,4 +1,5 @@
-"""Verdict logic that needs no kernel: sequential stopping of convergence checks cannot change a verdict."""
+"""Logic that needs no kernel: sequential stopping of convergence checks cannot change a verdict; the drivers' optimiser
+is torch.optim's."""
 
 import itertools
 
@@ -31,3 +32,34 @@ def test_reference_like_runs_stop_after_min_passing(assignment):
     assert not check.settled([{"ok": {"episode_returns": [0.87] * 50}}] * 3)
     assert check.settled([{"ok": {"episode_returns": [0.87] * 50}}] * 4)
     assert check.settled([{"ok": {"episode_returns": [-5.0] * 50}}] * 2)
+
+
+@pytest.mark.parametrize("decoupled", [False, True], ids=["Adam", "AdamW"])
+def test_the_drivers_adam_is_torch_optims_to_the_last_bit(decoupled):
+    """gradekit.drivers.Adam (what the drivers train with) against torch.optim.Adam / AdamW with their defaults: the
+    same parameters after every one of 300 steps of a policy-gradient-like loss, a layer that gets no gradient for
+    its first 100 steps included (torch.optim leaves it, and its state, alone until then)."""
+    import torch
+
+    from gradekit.drivers import Adam, build_network
+
+    torch.manual_seed(0)
+    ours, theirs = build_network([1, 16, 3]), build_network([1, 16, 3])
+    theirs.load_state_dict(ours.state_dict())
+    optimiser = (torch.optim.AdamW if decoupled else torch.optim.Adam)(theirs.parameters(), lr=0.01)
+    adam = Adam(ours.parameters(), lr=0.01, decoupled=decoupled)
+    states = torch.randn(300, 1)
+    for step in range(300):
+        losses = []
+        for net in (ours, theirs):
+            hidden = net[0](states[step])
+            if step < 100:  # the last layer's bias: no gradient yet
+                logits = hidden.relu() @ net[2].weight.T
+            else:
+                logits = net[2](hidden.relu())
+            losses.append(-torch.log_softmax(logits, dim=-1)[step % 3] * (1 + step % 5))
+        adam.update(losses[0])
+        optimiser.zero_grad()
+        losses[1].backward()
+        optimiser.step()
+        assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters())), step

@@ -116,3 +116,30 @@ def test_seeds_run_in_parallel_give_the_same_verdicts(assignment):
         assert a.passed and b.passed
         common = min(len(a.data["metrics"]), len(b.data["metrics"]))
         assert a.data["metrics"][:common] == b.data["metrics"][:common] and common >= 4
+
+
+def test_feedback_runs_that_are_graded_runs_are_trained_once(assignment, monkeypatch):
+    """chain_baseline_learns' feedback-only runs without the baseline are chain_reinforce_learns' seeds 0 and 1 (the
+    same driver, functions and settings): a grade of both trains them once, and they are the very runs that a grade
+    of the baseline check alone trains for its figure."""
+    from autograder import grade as grading
+
+    sent = []
+    probe_code = grading.probe_code
+
+    def spy(driver, functions, cases, workers=1):
+        sent.append((driver.__name__, [case["seed"] for case in cases]))
+        return probe_code(driver, functions, cases, workers)
+
+    monkeypatch.setattr(grading, "probe_code", spy)
+    both = results_by_name(grade(assignment.source, assignment, workers=2,
+                                 only={"chain_reinforce_learns", "chain_baseline_learns"}))
+    assert sent == [("chain_reinforce_run", [0, 1]), ("chain_reinforce_run", [2, 3]),
+                    ("chain_baseline_run", [0, 1]), ("chain_baseline_run", [2, 3])]
+    sent.clear()
+    alone = results_by_name(grade(assignment.source, assignment, workers=2, only={"chain_baseline_learns"}))
+    assert sent == [("chain_baseline_run", [0, 1]), ("chain_baseline_run", [2, 3]), ("chain_reinforce_run", [0, 1])]
+    runs = both["chain_baseline_learns"].data["feedback_runs"]
+    assert len(runs) == 2 and runs == alone["chain_baseline_learns"].data["feedback_runs"]
+    assert runs == both["chain_reinforce_learns"].data["runs"][:2]
+    assert both["chain_baseline_learns"].passed and alone["chain_baseline_learns"].passed

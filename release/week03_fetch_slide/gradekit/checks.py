@@ -87,8 +87,17 @@ class Check:
         return False
 
     def feedback_cases(self) -> list[dict]:
-        """Extra runs shown in the feedback only, never part of the verdict (run once the verdict is in)."""
+        """Extra runs shown in the feedback only, never part of the verdict (run once the verdict is in), of
+        ``feedback_driver`` on ``feedback_functions``: by default the check's own."""
         return []
+
+    feedback_driver: ClassVar[Callable | None] = None  # as a staticmethod, like ``driver``
+    feedback_functions: ClassVar[tuple[str, ...] | None] = None
+
+    def feedback_runs(self) -> tuple[Callable, tuple[str, ...], list[dict]]:
+        """The feedback-only runs: their driver, the student's functions it runs on, their cases. When these are
+        another check's graded runs (same driver, functions and case), a grade that ran them reuses their answers."""
+        return self.feedback_driver or self.driver, self.feedback_functions or self.functions, self.feedback_cases()
 
     def summary(self, data: dict) -> str | None:
         """One line of the feedback page under the message, from the result's data (e.g. a measured ratio)."""

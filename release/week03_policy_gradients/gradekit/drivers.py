@@ -50,6 +50,48 @@ def build_network(sizes: list[int], params: list | None = None) -> nn.Module:
     return net
 
 
+class Adam:
+    """``torch.optim.Adam`` (``decoupled=True``: ``AdamW``) with its default settings, used as
+    ``optimiser.update(loss)`` = ``zero_grad(); loss.backward(); step()``, to the last bit: it keeps the state that
+    torch.optim keeps and calls torch's functional ``torch.optim.adam.adam`` as ``Adam.step`` does (checked against
+    torch.optim in tests/test_checks.py). Without torch.optim's ``Optimizer`` class, whose first use imports
+    ``torch._dynamo`` for its torch.compile hooks: about 1 CPU-s in every fresh grading kernel, for nothing here."""
+
+    def __init__(self, params, lr: float, decoupled: bool = False):
+        import inspect
+
+        import torch
+
+        defaults = inspect.signature((torch.optim.AdamW if decoupled else torch.optim.Adam).__init__).parameters
+        self.params = list(params)
+        self.lr, self.decoupled = lr, decoupled
+        self.betas, self.eps, self.weight_decay = (defaults[k].default for k in ("betas", "eps", "weight_decay"))
+        self.state: dict[int, tuple] = {}  # per parameter, once it has had a gradient: step, exp_avg, exp_avg_sq
+
+    def update(self, loss: torch.Tensor) -> None:
+        import torch
+        from torch.optim.adam import adam
+
+        for p in self.params:
+            p.grad = None
+        loss.backward()
+        with torch.no_grad():
+            params = [p for p in self.params if p.grad is not None]
+            for p in params:
+                if id(p) not in self.state:  # as Adam._init_group: a float32 step (float64 if that is the default)
+                    step = torch.tensor(0.0, dtype=torch.float64 if torch.get_default_dtype() == torch.float64
+                                        else torch.float32)
+                    self.state[id(p)] = (step, torch.zeros_like(p, memory_format=torch.preserve_format),
+                                         torch.zeros_like(p, memory_format=torch.preserve_format))
+            steps, exp_avgs, exp_avg_sqs = (list(x) for x in zip(*(self.state[id(p)] for p in params))) if params \
+                else ([], [], [])
+            adam(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, foreach=None, capturable=False,
+                 differentiable=False, fused=None, grad_scale=None, found_inf=None,
+                 has_complex=any(torch.is_complex(p) for p in params), decoupled_weight_decay=self.decoupled,
+                 amsgrad=False, beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
+                 weight_decay=self.weight_decay, eps=self.eps, maximize=False)
+
+
 def network_params(net: nn.Module) -> list:
     return [p.detach().tolist() for p in net.parameters()]
 

@@ -358,12 +358,16 @@ class ChainBaselineLearns(ChainReinforceLearns):
     baselined: ClassVar[bool] = True
     max_ratio: float = 0.6  # variance of G_t − b_t / variance of G_t, over the steps of a run
     baseline_runs: int = 2  # seeds also trained without the baseline, for the feedback figure only
+    feedback_driver: ClassVar = staticmethod(drivers.chain_reinforce_run)
+    feedback_functions: ClassVar[tuple[str, ...]] = ChainReinforceLearns.functions
 
     def settings(self):
-        return super().settings() | {"baseline": True, "baseline_step": self.baseline_step}
+        return super().settings() | {"baseline_step": self.baseline_step}
 
     def feedback_cases(self):
-        return [case | {"baseline": False} for case in self.cases(None)[:self.baseline_runs]]
+        """The first ``baseline_runs`` seeds without the baseline: with the same settings, the very runs that
+        ``chain_reinforce_learns`` grades, which a grade of both then trains once."""
+        return [{"seed": seed, **ChainReinforceLearns.settings(self)} for seed in self.seeds[:self.baseline_runs]]
 
     def keep(self, answer):
         kept = super().keep(answer)
