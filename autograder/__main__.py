@@ -27,56 +27,83 @@ def cmd_release(course, args) -> int:
 
 def cmd_grade(course, args) -> int:
     """Grade one notebook, or the one notebook in a folder. results.json (and --junit) is written whatever happens: a
-    grade, or an error entry for staff."""
-    from autograder.exports import find_notebook
-    from autograder.grade import Grader, not_graded
-    from autograder.notebook import AssignmentUnknown, SubmissionError, check_assignment
-    from autograder.results import (error_results, gradescope, table, unknown_assignment_results, write_json,
-                                    write_junit)
-    from autograder.sandbox import IsolationError
-    from autograder.worker import write_grade
+    grade, or an error entry for staff.
 
-    only = set(args.check) or None
-    submission = Path(args.submission)
-    assignment = None
+    A grade's critical path is the kernel's start and then its setup cell (torch, pyplot), while the grader prepares
+    the reference: so the kernel starts first. Only what starting it needs is imported and done before (the sandbox's
+    probe meanwhile); what looks at the submission and writes the results is imported once it is starting
+    (``grade_started``), and so are the results' writers on the error paths (``grade_not_started``)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    def write(results: dict) -> None:
-        write_json(Path(args.results), results)
-        if args.junit:
-            write_junit(Path(args.junit), results, assignment)
+    from autograder import sandbox
+
+    with ThreadPoolExecutor(1) as probing:  # the probe mostly waits for bwrap: meanwhile, the kernel's modules
+        probing.submit(sandbox.probe)  # (cached for the kernel's start; had it raised, it would raise again there)
+        from autograder.grade import Grader
 
     try:
-        assignment = which_assignment(course, submission, args.assignment)
-    except AssignmentUnknown as exc:  # never another assignment's grade: 0, and the message
-        write(unknown_assignment_results(str(exc)))
+        assignment = which_assignment(course, Path(args.submission), args.assignment)
+    except Exception as exc:
+        return grade_not_started(args, None, exc)
+    try:
+        grader = Grader(assignment, set(args.check) or None, args.workers, figures=not args.no_html)
+        kernel = grader.kernel()  # starting in its thread from now on, while the submission is looked at
+    except Exception as exc:
+        return grade_not_started(args, assignment, exc)
+    try:
+        kernel.wait_launched()  # (a few ms) before the imports and the grader's work can hold up the launch
+        return grade_started(course, args, assignment, grader, kernel)
+    finally:
+        kernel.close()  # once graded, it is closed already: this does nothing then
+
+
+def write_results(args, results: dict, assignment) -> None:
+    """results.json, and the JUnit XML if ``--junit``."""
+    from autograder.results import write_json, write_junit
+
+    write_json(Path(args.results), results)
+    if args.junit:
+        write_junit(Path(args.junit), results, assignment)
+
+
+def grade_not_started(args, assignment, exc: Exception) -> int:
+    """``grade`` when no kernel started: which assignment the notebook is for is unknown (never another assignment's
+    grade: 0, and the message), the sandbox is below course.toml's min_isolation (no student code was run: exit 3), or
+    anything else (raised again); results.json says so either way."""
+    from autograder.notebook import AssignmentUnknown
+    from autograder.results import error_results, unknown_assignment_results
+    from autograder.sandbox import IsolationError
+
+    if assignment is None and isinstance(exc, AssignmentUnknown):
+        write_results(args, unknown_assignment_results(str(exc)), None)
         print(f"not graded: {exc}\nresults: {args.results}")
         return 0
-    except Exception as exc:
-        write(error_results(None, exc))
-        raise
-    kernel = None
+    write_results(args, error_results(assignment, exc), assignment)
+    if isinstance(exc, IsolationError):
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 3
+    raise exc
+
+
+def grade_started(course, args, assignment, grader, kernel) -> int:
+    """``grade`` once the kernel is starting: the submission graded in it (which stops it), the results written."""
+    from autograder.exports import find_notebook
+    from autograder.gradebook import annotate
+    from autograder.grade import not_graded
+    from autograder.notebook import SubmissionError, check_assignment
+    from autograder.results import error_results, gradescope, table, write_json, write_junit
+    from autograder.worker import write_grade
+
+    submission = Path(args.submission)
     try:
-        grader = Grader(assignment, only, args.workers, figures=not args.no_html)
-        kernel = grader.kernel()  # starting in its thread from now on, while the submission is looked at
         notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
         check_assignment(course, notebook, assignment)
         report = grader.grade(notebook, kernel, progress=sys.stderr.isatty())  # stops the kernel
-        kernel = None
     except SubmissionError as exc:  # a folder without exactly one notebook to grade, another assignment's notebook
-        report = not_graded(submission, assignment, str(exc), only)
-        report = not_graded(submission, assignment, str(exc), only)
-    except IsolationError as exc:  # below course.toml's min_isolation: no student code was run
-        write(error_results(assignment, exc))
-        print(f"autograder: {exc}", file=sys.stderr)
-        return 3
+        report = not_graded(submission, assignment, str(exc), grader.only)
     except Exception as exc:
-        write(error_results(assignment, exc))
+        write_results(args, error_results(assignment, exc), assignment)
         raise
-    finally:
-        if kernel is not None:
-            kernel.close()
-    from autograder.gradebook import annotate
-
     page = None
     if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
         from autograder.feedback import gradescope_html
@@ -101,8 +128,7 @@ def cmd_grade(course, args) -> int:
 def which_assignment(course, submission: Path, given: str | None):
     """The assignment to grade ``submission`` (a notebook, or a folder of them) for: ``--assignment`` if given, else
     the one its notebooks are for (``notebook.detect_assignment``). Raises AssignmentUnknown."""
-    from autograder.exports import notebooks_in
-    from autograder.notebook import AssignmentUnknown, detect_assignment
+    from autograder.notebook import AssignmentUnknown, detect_assignment, notebooks_in
 
     if given is not None:
         return course.assignment(given)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     them inside the sandbox and the grader connects through the sandbox's ``/proc/<pid>/root``."""
 
     box: sandbox.Box | None = None
+    launched: threading.Event | None = None  # set once the kernel's process is started
 
     def format_kernel_cmd(self, extra_arguments=None):
         return self.box.command(list(extra_arguments or []))
@@ -67,6 +69,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         kw.update(self.box.popen_kwargs())
         await super()._async_launch_kernel(kernel_cmd, **kw)
+        if self.launched is not None:
+            self.launched.set()
         self.box.started()
         self.ip = self.box.client_ip()
 
@@ -110,6 +114,7 @@ class KernelSession:
         sandbox.require(self._isolation, min_isolation)
         self.setup, self.slot = setup, slot
         self.setup_run: CellRun | None = None
+        self.launched = threading.Event()  # the first start's kernel process is started, or that start failed
         self.restarts = 0
         self.pid = 0
         self.box: sandbox.Box | None = None
@@ -129,15 +134,25 @@ class KernelSession:
         self._stop()
 
     def _start(self) -> None:
+        try:
+            self._launch()
+        finally:
+            self.launched.set()  # (set at the launch itself; here too when the start failed before it)
+        if self.setup is not None:
+            self.setup_run = self.run(self.setup)
+
+    def _launch(self) -> None:
         self.box = sandbox.Box(self._isolation, self.limits, self.visible, self.slot)
-        self.nb = nbformat.v4.new_notebook()
+        # what new_notebook() makes, without validating it: nbformat's first validation takes ~50 ms, before the launch
+        self.nb = nbformat.from_dict({"nbformat": 4, "nbformat_minor": nbformat.v4.nbformat_minor, "metadata": {},
+                                      "cells": []})
         self.client = CappedClient(self.nb, timeout=int(self.limits.cell_seconds), kernel_name="python3",
                                    kernel_manager_class=SandboxedKernelManager,
                                    allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
                                    resources={"metadata": {"path": str(self.box.folder)}})
         self.client.output_bytes = int(self.limits.output_kb * 1024)
         km = self.client.km = self.client.create_kernel_manager()
-        km.box = self.box
+        km.box, km.launched = self.box, self.launched
         km.transport, km.ip, km.connection_file = "ipc", self.box.kernel_ip, self.box.connection_file
         # the command is the sandbox's (format_kernel_cmd): no kernelspec lookup, which would import IPython here;
         # interrupts as messages, since a signal would reach bwrap, not the kernel
@@ -150,8 +165,6 @@ class KernelSession:
         except BaseException:
             self._stop()
             raise
-        if self.setup is not None:
-            self.setup_run = self.run(self.setup)
 
     def _stop(self) -> None:
         """Kill the kernel and every process it started (the sandbox, its uid, its cgroups), then let nbclient clean
@@ -205,6 +218,12 @@ class KernelThread:
 
     def _call(self, method, *args):
         return self._thread.submit(method, *args).result()
+
+    def wait_launched(self) -> None:
+        """Return once the kernel's process is started (or its start failed: ``with`` says how). Up to the launch the
+        thread runs ~15 ms of Python, which needs the GIL: work that holds it for long (importing torch holds it a third
+        of a second at a time) would delay the kernel's start as much, so the caller lets the launch go first."""
+        self.session.launched.wait()
 
     def __enter__(self) -> KernelThread:
         try:

@@ -19,19 +19,11 @@ from pathlib import Path
 from gradekit.plots import base64_png
 
 from autograder import config
-from autograder.notebook import SubmissionError
+from autograder.notebook import SubmissionError, notebooks_in
 from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic
 
+
 # ------------------------------------------------------------------------------------ a submission given as a folder
-IGNORED_PARTS = {"__MACOSX", "__pycache__"}  # and hidden folders such as .ipynb_checkpoints or .git
-
-
-def notebooks_in(folder: Path) -> list[Path]:
-    """Every notebook under ``folder``, except copies that Jupyter, Git or macOS zips keep in hidden folders."""
-    return sorted(p for p in folder.rglob("*.ipynb") if p.is_file() and not any(
-        part in IGNORED_PARTS or part.startswith(".") for part in p.relative_to(folder).parts))
-
-
 def find_notebook(folder: Path, assignment) -> Path:
     """The notebook to grade in a submitted folder (Gradescope's ``submission/``, a student's repository).
 

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import nbformat
-from tqdm import tqdm
 
 from gradekit.checks import CheckResult, Reference
 from gradekit.protocol import MIME, driver_name
@@ -174,8 +173,11 @@ def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadlin
 
 
 def setup_code(assignment) -> str:
-    """The instructor's setup cell (imports), from the source notebook: every grading kernel runs it first."""
-    return cell_source(nbformat.read(assignment.source, as_version=4), assignment.setup_cell)
+    """The instructor's setup cell (imports), from the source notebook: every grading kernel runs it first. Read before
+    the kernel can start, so without nbformat's validation, whose first use takes ~50 ms (and which would only log: the
+    notebook is the instructor's, and validated when the reference is read)."""
+    source = nbformat.reader.reads(assignment.source.read_text(encoding="utf-8"))
+    return cell_source(nbformat.convert(source, 4), assignment.setup_cell)
 
 
 def kernel_session(assignment, setup: str | None = None, slot: int = 0) -> KernelThread:
@@ -253,6 +255,7 @@ class Grader:
         done: dict[str, dict] = {}  # this submission's answers by run_key: a feedback-only run may be a graded one
         check_seconds: dict[str, float] = {}  # each check's wall time, kernel restart included (JUnit's testcase time)
         try:  # while the kernel starts in its thread: the grader's preparation (the reference: once per process)
+            kernel.wait_launched()  # first, as importing torch would hold up the launch (the GIL)
             is_reference = Path(path).resolve() == assignment.source.resolve()
             # the reference notebook itself is no copy of the release (it lacks the cells release adds): nothing to
             # compare
@@ -263,6 +266,8 @@ class Grader:
             kernel.close()
             raise
         with kernel:
+            from tqdm import tqdm  # here, not above: `grade` starts the kernel before what starting it does not need
+
             definitions.run(kernel, deadline)
             for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
                               file=sys.stderr, leave=False):

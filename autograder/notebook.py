@@ -186,6 +186,15 @@ def detect_assignment(course, path: Path):
                             "with your answers, without renaming it or removing its cells.")
 
 
+IGNORED_PARTS = {"__MACOSX", "__pycache__"}  # and hidden folders such as .ipynb_checkpoints or .git
+
+
+def notebooks_in(folder: Path) -> list[Path]:
+    """Every notebook under ``folder``, except copies that Jupyter, Git or macOS zips keep in hidden folders."""
+    return sorted(p for p in folder.rglob("*.ipynb") if p.is_file() and not any(
+        part in IGNORED_PARTS or part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def check_assignment(course, notebook: Path, assignment) -> None:
     """Refuse (SubmissionError) a notebook that is plainly another assignment's: its cells say so, whatever its name."""
     if not grade_ids(notebook):

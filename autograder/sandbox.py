@@ -5,7 +5,8 @@ Three levels, probed once per grading process and named in results.json (``extra
 ``full`` (bubblewrap, ``bwrap``; works for root and for ordinary users where user namespaces are allowed)
     An empty tmpfs root, made read-only, with read-only binds of only: ``/usr`` (``/bin``, ``/lib``... as their
     symlinks), the interpreter's prefix, its site-packages, ``/etc/ld.so.cache``, a generated ``/etc/passwd``, the
-    ``visible`` folders at ``/grading/<name>`` (the kernel's ``PYTHONPATH``) and the kernel's connection file. A
+    ``visible`` folders at ``/grading/<name>`` (the kernel's ``PYTHONPATH``), the kernel's connection file and the
+    grader's matplotlib font list (``font_lists``; below level full, the kernel gets a copy in its home). A
     private, size-capped ``/tmp`` (its home and working folder; mounted before the binds, so an interpreter that lives
     under the host's /tmp stays bound there, read-only) and ``/dev/shm``, its own ``/proc`` and ``/dev``.
     Every namespace unshared (mount, PID, network, IPC, UTS, cgroup, user): no network at all, the grader talks to
@@ -28,15 +29,19 @@ and ``AUTOGRADER_BWRAP`` names the bwrap binary (tests; an empty value means "no
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import json
 import os
 import resource
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -319,17 +324,17 @@ def _scratch_mounts() -> list[str]:
             "--size", str(RUN_KB << 10), "--tmpfs", INSIDE_RUN]
 
 
-def _python_binds() -> list[str]:
-    """The interpreter (its real prefix too, when the venv's python is a symlink to it) and its site-packages."""
+def _python_folders() -> list[Path]:
+    """The interpreter's folders bound at their own paths (besides /usr): its prefix (its real prefix too, when the
+    venv's python is a symlink to it) and its site-packages."""
     paths = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent}
     paths |= {Path(p) for p in sys.path if p.endswith(("site-packages", "dist-packages")) and os.path.isdir(p)}
     keep = sorted(p for p in paths if p.is_dir() and not any(q != p and q in p.parents for q in paths))
-    args = []
-    for path in keep:
-        if path == Path("/usr") or Path("/usr") in path.parents:
-            continue
-        args += ["--ro-bind", str(path), str(path)]
-    return args
+    return [path for path in keep if path != Path("/usr") and Path("/usr") not in path.parents]
+
+
+def _python_binds() -> list[str]:
+    return [arg for path in _python_folders() for arg in ("--ro-bind", str(path), str(path))]
 
 
 def _passwd_files(folder: Path) -> list[str]:
@@ -358,6 +363,93 @@ def launcher(nproc: int | None) -> list[str]:
             "sys.argv[0] = 'ipykernel_launcher'; runpy.run_module('ipykernel_launcher', run_name='__main__', "
             "alter_sys=True)")
     return ["-c", code]
+
+
+# --- matplotlib's font list -----------------------------------------------------------------------------------------
+
+# Run by this interpreter in a kernel's environment (an empty home): matplotlib's font list, of the fonts a sandboxed
+# kernel sees at the same paths (its own fonts; system fonts under the folders the sandbox binds, through no symlink),
+# written under matplotlib's own name into the folder argv[1].
+FONT_LIST_BUILDER = """
+import os, sys
+import matplotlib
+from matplotlib import font_manager
+
+data, roots = matplotlib.get_data_path(), sys.argv[2:]
+
+def visible(path):
+    return path.startswith(data + os.sep) or (
+        os.path.realpath(path) == path and any(path.startswith(root + os.sep) for root in roots))
+
+manager = font_manager.fontManager
+manager.ttflist = [font for font in manager.ttflist if visible(font.fname)]
+manager.afmlist = [font for font in manager.afmlist if visible(font.fname)]
+font_manager.json_dump(manager, os.path.join(sys.argv[1], f"fontlist-v{font_manager.FontManager.__version__}.json"))
+"""
+_font_lists_lock = threading.Lock()
+
+
+def font_lists() -> tuple[Path, ...]:
+    """matplotlib's font list (``fontlist-v*.json``) for the kernels' MPLCONFIGDIR, so that a kernel's ``import
+    matplotlib`` reads it instead of building it (a fifth of a second at every start): the grader's own, built once per
+    machine and matplotlib (in ``autograder-cache`` under the temporary folder; the first kernel waits the ~0.6 s) by a
+    subprocess of this interpreter, and used only while nothing but the grader's uid can change it: never a file a
+    kernel wrote. Empty if matplotlib is not installed or the build failed: kernels then build their own, as without
+    it. Once per process."""
+    with _font_lists_lock:  # the kernels of one grading process start in threads of their own
+        return _font_lists()
+
+
+@functools.cache
+def _font_lists() -> tuple[Path, ...]:
+    spec = importlib.util.find_spec("matplotlib")  # not imported here: that takes half a second
+    if spec is None or not spec.submodule_search_locations:
+        return ()
+    package = Path(next(iter(spec.submodule_search_locations)))
+    dist = next(package.parent.glob("matplotlib-*.dist-info"), None)
+    version = dist.name[len("matplotlib-"):-len(".dist-info")] if dist else "unknown"
+    where = hashlib.sha256(str(package).encode()).hexdigest()[:12]  # another environment's matplotlib: its own list
+    folder = Path(tempfile.gettempdir()) / "autograder-cache" / f"matplotlib-{version}-{where}"
+    try:
+        found = sorted(folder.glob("fontlist-v*.json")) if _grader_only(folder.parent, folder) else []
+        if not found or not _grader_only(*found):  # (a list others could have changed is built again)
+            found = _build_font_list(folder)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(found) if _grader_only(*found) else ()
+
+
+def _build_font_list(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (folder.parent, folder):  # readable by bwrap when it runs as the kernel's own uid
+        if os.lstat(path).st_uid == os.geteuid():
+            os.chmod(path, 0o755)
+    if not _grader_only(folder.parent, folder):
+        return []
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".build-") as build:
+        home, out = Path(build, "home"), Path(build, "out")
+        for path in (home / "tmp", out):
+            path.mkdir(parents=True)
+        roots = ["/usr", *map(str, _python_folders())]  # what the sandbox binds at the same paths
+        subprocess.run([sys.executable, "-c", FONT_LIST_BUILDER, str(out), *roots], env=kernel_env(str(home), ""),
+                       cwd=home, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=60, check=True)
+        for path in out.glob("fontlist-v*.json"):
+            os.chmod(path, 0o644)
+            os.replace(path, folder / path.name)
+    return sorted(folder.glob("fontlist-v*.json"))
+
+
+def _grader_only(*paths: Path) -> bool:
+    """Whether only the grader's uid can change each of ``paths``: its own, no symlink, not group or other writable."""
+    for path in paths:
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return False
+        if info.st_uid != os.geteuid() or stat.S_ISLNK(info.st_mode) or info.st_mode & 0o022:
+            return False
+    return True
 
 
 # --- cgroups --------------------------------------------------------------------------------------------------------
@@ -520,13 +612,20 @@ class Box:
             grading.mkdir(exist_ok=True)
             for name, path in self.visible.items():
                 (grading / name).symlink_to(path)
-            for sub in ("home", "home/tmp"):
-                (self.folder / sub).mkdir(exist_ok=True)
-            if self.uid is not None:
-                for path in (self.folder / "home", self.folder / "home/tmp"):
-                    os.chown(path, self.uid, self.uid)
-                os.chown(self.connection_file, self.uid, self.uid)
             self.env = kernel_env(self._home(), str(grading))
+            home, mpl = Path(self._home()), Path(self.env["MPLCONFIGDIR"])
+            owned = [home, home / "tmp", mpl]
+            for path in owned:
+                path.mkdir(exist_ok=True)
+            for path in font_lists():  # matplotlib's font list: a copy of the grader's, the kernel's own to change
+                try:
+                    shutil.copyfile(path, mpl / path.name)
+                    owned.append(mpl / path.name)
+                except OSError:
+                    pass
+            if self.uid is not None:
+                for path in (*owned, self.connection_file):
+                    os.chown(path, self.uid, self.uid)
             return [sys.executable, *launcher(nproc if level != "fallback" else None), "-f", self.connection_file,
                     *extra_arguments]
         self.env = kernel_env("/tmp", "/grading")
@@ -534,6 +633,8 @@ class Box:
                 *_scratch_mounts(), *_python_binds()]
         for name in ("ld.so.cache", "fonts"):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        for path in font_lists():  # matplotlib's font list: the grader's, read-only
+            args += ["--ro-bind-try", str(path), f"{self.env['MPLCONFIGDIR']}/{path.name}"]
         args += _passwd_files(self.folder)
         if self.uid is not None:  # bwrap runs as the kernel's own uid: what it binds from the folder is that uid's
             for name in ("passwd", "group", "kernel.json"):

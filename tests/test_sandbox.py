@@ -10,6 +10,7 @@ Runs as root (the machine's CI) and, for one test, as an ordinary user created h
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pwd
@@ -27,6 +28,7 @@ import pytest
 
 from autograder import feedback, sandbox
 from autograder.batch import grade_all
+from autograder.execute import KernelSession
 from autograder.grade import grade
 from autograder.results import gradescope
 from tests.conftest import fill_release, results_by_name
@@ -619,6 +621,83 @@ def test_fallback_without_namespaces(strict, tmp_path):
         assert "warning" in proc.stderr and "'fallback'" in proc.stderr
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- matplotlib's font list: the grader's, never a kernel's ----------------------------------------------------------
+
+FONT_LIST_USE = r"""
+import hashlib, io, json, logging, os
+messages = []
+handler = logging.Handler()
+handler.emit = lambda record: messages.append(record.getMessage())
+logging.getLogger("matplotlib.font_manager").addHandler(handler)
+logging.getLogger("matplotlib.font_manager").setLevel(logging.DEBUG)
+from matplotlib import font_manager, pyplot
+path = os.path.join(os.environ["MPLCONFIGDIR"], {name!r})
+fonts = font_manager.fontManager.ttflist + font_manager.fontManager.afmlist
+figure, axes = pyplot.subplots()
+axes.plot([0, 1, 4])
+axes.set_title("learning curve")
+png = io.BytesIO()
+figure.savefig(png, format="png")
+try:
+    with open(path, "a") as f:  # a kernel changing the font list for the next one
+        f.write("planted")
+    wrote = True
+except OSError:
+    wrote = False
+print(json.dumps({{"messages": messages, "sha": hashlib.sha256(open(path, "rb").read()).hexdigest(), "wrote": wrote,
+                  "fonts": len(fonts), "missing": [f.fname for f in fonts if not os.path.isfile(f.fname)],
+                  "png": png.getvalue()[:4].hex()}}))
+"""
+
+
+@pytest.mark.parametrize("level", ["probed", "none"])
+def test_kernels_read_the_graders_font_list(assignment, monkeypatch, level):
+    """matplotlib's font list is built once by the grader and given to every kernel: read-only at level full, a copy
+    of the kernel's own below it. The kernel's matplotlib reads it (no rebuild at every start: a fifth of a second),
+    every font it lists is there in the sandbox, a figure renders, and what a kernel writes never reaches the
+    grader's list (nor so the next kernel)."""
+    (path,) = sandbox.font_lists()
+    assert path.name.startswith("fontlist-v") and path.stat().st_uid == os.geteuid()
+    original = path.read_bytes()
+    if level == "none":
+        none = dataclasses.replace(sandbox.probe(), level="none")
+        monkeypatch.setattr(sandbox, "probe", lambda: none)
+    session = KernelSession(assignment.limits, assignment.kernel_packages)
+    with session:
+        run = session.run(FONT_LIST_USE.format(name=path.name))
+        found = session.isolation["level"]
+    assert run.status == "ok", run.error
+    data = json.loads(run.outputs[-1]["text"])
+    assert any(m.startswith("Using fontManager instance from") for m in data["messages"]), data["messages"]
+    assert not any("generated new fontManager" in m for m in data["messages"]), data["messages"]
+    assert data["fonts"] > 0 and data["missing"] == []
+    assert data["png"] == b"\x89PNG".hex()
+    assert data["wrote"] == (found != "full")  # read-only at level full; below it, the kernel's own copy
+    assert data["sha"] == hashlib.sha256(original + (b"planted" if data["wrote"] else b"")).hexdigest()
+    assert path.read_bytes() == original
+
+
+@pytest.mark.skipif(not LINUX_ROOT, reason="needs root to give the cache to another uid")
+def test_a_font_list_another_uid_could_change_is_never_used(monkeypatch, tmp_path):
+    """The font list is used only while nothing but the grader's uid can change it (its folders and the file); one
+    that others could write is built again, and in a folder of another uid's none is used."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    sandbox._font_lists.cache_clear()
+    try:
+        (path,) = sandbox.font_lists()
+        assert tmp_path / "autograder-cache" in path.parents
+        built = path.read_bytes()
+        path.write_text("planted")
+        os.chmod(path, 0o666)
+        sandbox._font_lists.cache_clear()
+        assert sandbox.font_lists() == (path,) and path.read_bytes() == built  # built again
+        os.chown(path.parent, 65534, 65534)
+        sandbox._font_lists.cache_clear()
+        assert sandbox.font_lists() == ()
+    finally:
+        sandbox._font_lists.cache_clear()
 
 
 def test_below_the_minimum_level_no_student_code_runs(assignment, tmp_path):

@@ -4,6 +4,7 @@ imported where they are used: torch and Gymnasium when a driver runs, matplotlib
 reference's setup cell), nbgrader by the nbgrader course commands."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -120,3 +121,48 @@ print(json.dumps(imported))'''
     imported = json.loads(proc.stdout.splitlines()[-1])
     assert len(imported) >= 5  # the lecture's four, the Gymnasium part's
     assert imported == {name: ["[]"] for name in imported}
+
+
+LAUNCH_SPY = '''
+import json, subprocess, sys
+
+seen = {{}}
+popen = subprocess.Popen.__init__
+
+
+def spy(self, args, *rest, **kwargs):  # what the grader had imported when the kernel's process started
+    if not seen and "ipykernel_launcher" in " ".join(map(str, args)):
+        import nbformat.validator
+        seen.update(modules=sorted(sys.modules), validators=len(nbformat.validator.validators))
+    return popen(self, args, *rest, **kwargs)
+
+
+subprocess.Popen.__init__ = spy
+from autograder.__main__ import main
+
+assert main(["grade", {submission!r}, "--check", "discounted_returns_exact", "--no-html", "--results",
+             {results!r}]) == 0
+print(json.dumps(seen))
+'''
+NOT_FOR_THE_LAUNCH = ("autograder.exports", "autograder.feedback", "autograder.gradebook", "autograder.results",
+                      "autograder.worker", "tqdm")
+
+
+@pytest.mark.parametrize("folder", [False, True], ids=["notebook", "folder"])
+def test_grade_starts_the_kernel_before_what_starting_it_does_not_need(assignment, tmp_path, folder):
+    """A blank grade's critical path is the kernel's start, then its setup cell (the grader prepares the reference
+    meanwhile): `grade` starts the kernel's process before it imports what looks at the submission and writes the
+    results, and before nbformat's first validation (~50 ms); a folder (Gradescope's submission/) as a notebook."""
+    submission = tmp_path / "submission" if folder else tmp_path / assignment.notebook
+    if folder:
+        submission.mkdir()
+    shutil.copy(assignment.release, submission / assignment.notebook if folder else submission)
+    script = LAUNCH_SPY.format(submission=str(submission), results=str(tmp_path / "results.json"))
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert "autograder.execute" in seen["modules"]
+    assert sorted(set(NOT_FOR_THE_LAUNCH) & set(seen["modules"])) == []
+    assert seen["validators"] == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 0 and "not implemented yet" in results["tests"][0]["output"]
