@@ -139,12 +139,12 @@ class KernelSession:
     ``visible`` maps an import name to a host folder; each is bound read-only at ``/grading/<name>`` in the sandbox,
     and ``/grading`` is the kernel's PYTHONPATH. Nothing else of the course is visible. ``isolation`` (the level in
     force and what it covers) is probed before the first kernel starts; below ``min_isolation`` no kernel starts
-    (``sandbox.IsolationError``). ``setup`` (the instructor's setup cell) runs as part of every start and restart;
-    ``setup_run`` is its last run. ``slot`` tells apart kernels of one grading process that live at the same time (the
+    (``sandbox.IsolationError``). ``setup`` (a cell, or cells: the instructor's setup cell, then the grader's
+    imports) runs as part of every start and restart, up to a cell that fails; ``setup_run`` is the last cell's run. ``slot`` tells apart kernels of one grading process that live at the same time (the
     next student's kernel starting while this one's is graded): each gets a uid of its own."""
 
     def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none",
-                 setup: str | None = None, slot: int = 0):
+                 setup: str | list[str] | None = None, slot: int = 0):
         self.limits = limits
         self.visible = {name: Path(path) for name, path in (visible or {}).items()}
         self._isolation = sandbox.probe()
@@ -175,8 +175,10 @@ class KernelSession:
             self._launch()
         finally:
             self.launched.set()  # (set at the launch itself; here too when the start failed before it)
-        if self.setup is not None:
-            self.setup_run = self.run(self.setup)
+        for code in [self.setup] if isinstance(self.setup, str) else self.setup or []:
+            self.setup_run = self.run(code)
+            if self.setup_run.status != "ok":
+                break
 
     def _launch(self) -> None:
         self.box = sandbox.Box(self._isolation, self.limits, self.visible, self.slot)
@@ -247,7 +249,8 @@ class KernelThread:
     path. Every call runs in that thread, since the session's event loop and sockets belong to the thread that made
     them. ``with KernelThread(...) as k`` waits for the start; the same methods as KernelSession."""
 
-    def __init__(self, limits, visible=None, min_isolation: str = "none", setup: str | None = None, slot: int = 0):
+    def __init__(self, limits, visible=None, min_isolation: str = "none", setup: str | list[str] | None = None,
+                 slot: int = 0):
         self.session = KernelSession(limits, visible, min_isolation, setup, slot)  # the level check, here and now
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kernel-{slot}")
         self._started = self._thread.submit(self.session._start)

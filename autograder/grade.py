@@ -64,7 +64,7 @@ class Definitions:
     def run(self, kernel: KernelThread, deadline: float) -> None:
         setup = kernel.setup_run
         if setup is None or setup.status != "ok":
-            raise RuntimeError("the instructor's setup cell failed in the grading kernel: "
+            raise RuntimeError("the kernel's setup (the instructor's setup cell, the grader's imports) failed: "
                                f"{first_line(setup.error) if setup else 'not run'}")
         for name, cells in self.cells.items():
             if not cells:
@@ -180,11 +180,21 @@ def setup_code(assignment) -> str:
     return cell_source(nbformat.convert(source, 4), assignment.setup_cell)
 
 
-def kernel_session(assignment, setup: str | None = None, slot: int = 0) -> KernelThread:
-    """A sandboxed kernel for one submission, starting now in a thread of its own (``setup`` included); refuses
-    (IsolationError) below course.toml's ``min_isolation``, and warns on stderr below level full."""
-    kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation,
-                          setup_code(assignment) if setup is None else setup, slot)
+def preload_code(checks) -> str:
+    """The kernel's last start cell: the grading protocol, and the drivers with what they import when they run
+    (``gradekit.protocol.preload``), so that the kernel imports them while it would wait for the grader to prepare,
+    or for its student (a batch's next kernel), not while a check runs."""
+    drivers = sorted({driver_name(d) for c in checks for d in (c.driver, c.feedback_runs()[0])})
+    return "import gradekit.protocol as _grading_protocol\n" + "".join(
+        f"_grading_protocol.preload({name!r})\n" for name in drivers)
+
+
+def kernel_session(assignment, setup: list[str] | None = None, slot: int = 0) -> KernelThread:
+    """A sandboxed kernel for one submission, starting now in a thread of its own (``setup`` included: by default
+    the instructor's setup cell, then ``preload_code``); refuses (IsolationError) below course.toml's
+    ``min_isolation``, and warns on stderr below level full."""
+    setup = [setup_code(assignment), preload_code(assignment.checks)] if setup is None else setup
+    kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation, setup, slot)
     isolation = kernel.isolation
     if isolation["level"] != "full":
         print(f"autograder: warning: student code runs at isolation level {isolation['level']!r}, not 'full' "
@@ -222,7 +232,7 @@ class Grader:
     def __init__(self, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True):
         self.assignment, self.only, self.workers, self.figures = assignment, only, workers, figures
         self.checks = [c for c in assignment.checks if only is None or c.name in only]
-        self.setup = setup_code(assignment)
+        self.setup = [setup_code(assignment), preload_code(self.checks)]
         self._expected: Reference | None = None
         self._cases: dict[str, list[dict]] = {}
 

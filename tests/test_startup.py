@@ -166,3 +166,17 @@ def test_grade_starts_the_kernel_before_what_starting_it_does_not_need(assignmen
     assert seen["validators"] == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["score"] == 0 and "not implemented yet" in results["tests"][0]["output"]
+
+
+def test_a_grading_kernel_starts_with_the_drivers_imported(assignment):
+    """A grading kernel's start ends with the grading protocol and the drivers imported, with what they import when
+    they run (the environments, Gymnasium): done while the kernel would wait for the grader (or, in a batch, for its
+    student), not in the first checks."""
+    from autograder.grade import kernel_session
+
+    with kernel_session(assignment) as kernel:
+        run = kernel.run("import sys\nprint(sorted(m for m in ('gradekit.protocol', 'week03_policy_gradients.drivers', "
+                         "'week03_policy_gradients.envs', 'gymnasium') if m in sys.modules))")
+    assert kernel.setup_run.status == "ok"
+    assert run.outputs[0]["text"].strip() == str(sorted(["gradekit.protocol", "week03_policy_gradients.drivers",
+                                                         "week03_policy_gradients.envs", "gymnasium"]))

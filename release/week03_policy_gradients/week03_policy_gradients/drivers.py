@@ -251,11 +251,13 @@ def sample_chain_episodes(params: list, n: int, seed: int, max_steps: int) -> li
     env = ChainEnv(max_steps=max_steps)
     episodes = []
     with torch.no_grad():
+        states_of = range(env.observation_space.start, env.observation_space.start + env.observation_space.n)
+        policy = {s: F.softmax(net(torch.tensor([float(s)])), dim=-1) for s in states_of}  # fixed: once per state
         for i in range(n):
             state, _ = env.reset(seed=seed * 100_000 + i)
             states, actions, rewards, done = [], [], [], False
             while not done:
-                action = int(torch.multinomial(F.softmax(net(torch.tensor([float(state)])), dim=-1), 1))
+                action = int(torch.multinomial(policy[state], 1))
                 states.append(state)
                 actions.append(action)
                 state, reward, terminated, truncated, _ = env.step(action)
