@@ -140,8 +140,9 @@ class KernelSession:
     and ``/grading`` is the kernel's PYTHONPATH. Nothing else of the course is visible. ``isolation`` (the level in
     force and what it covers) is probed before the first kernel starts; below ``min_isolation`` no kernel starts
     (``sandbox.IsolationError``). ``setup`` (a cell, or cells: the instructor's setup cell, then the grader's
-    imports) runs as part of every start and restart, up to a cell that fails; ``setup_run`` is the last cell's run. ``slot`` tells apart kernels of one grading process that live at the same time (the
-    next student's kernel starting while this one's is graded): each gets a uid of its own."""
+    imports) runs as part of every start and restart, up to a cell that fails; ``setup_run`` is the last cell's run.
+    ``slot`` tells apart kernels of one grading process that live at the same time (the next student's kernel
+    starting while this one's is graded): each gets a uid of its own."""
 
     def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none",
                  setup: str | list[str] | None = None, slot: int = 0):

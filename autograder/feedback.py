@@ -13,7 +13,6 @@ import html
 import json
 import re
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from gradekit.protocol import run_case
 from autograder.grade import Report
 from autograder.notebook import reference_functions
 from autograder.results import gradescope, write_atomic
+from autograder.sandbox import grader_cache
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -125,11 +125,13 @@ def reference_runs(assignment, name: str) -> dict:
     recorded = recorded_runs(assignment, name, key)
     if recorded is not None:
         return recorded
-    cache = Path(tempfile.gettempdir()) / "autograder-cache" / f"{name}-{key}.json"
-    try:
-        return json.loads(cache.read_text())
-    except (OSError, ValueError):
-        pass
+    folder = grader_cache()
+    cache = folder / f"{name}-{key}.json" if folder else None
+    if cache is not None:
+        try:
+            return json.loads(cache.read_text())
+        except (OSError, ValueError):
+            pass
     import torch
 
     reference = reference_functions(assignment)
@@ -138,7 +140,8 @@ def reference_runs(assignment, name: str) -> dict:
     driver, names, cases = check.feedback_runs()
     runs = {"runs": [check.keep(run_case(check.driver, functions, case)) for case in check.cases(reference)],
             "feedback_runs": [check.keep(run_case(driver, [reference[f] for f in names], case)) for case in cases]}
-    write_atomic(cache, json.dumps(runs))
+    if cache is not None:
+        write_atomic(cache, json.dumps(runs))
     return runs
 
 

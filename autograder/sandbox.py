@@ -392,7 +392,7 @@ _font_lists_lock = threading.Lock()
 def font_lists() -> tuple[Path, ...]:
     """matplotlib's font list (``fontlist-v*.json``) for the kernels' MPLCONFIGDIR, so that a kernel's ``import
     matplotlib`` reads it instead of building it (a fifth of a second at every start): the grader's own, built once per
-    machine and matplotlib (in ``autograder-cache`` under the temporary folder; the first kernel waits the ~0.6 s) by a
+    machine and matplotlib (in ``grader_cache()``; the first kernel waits the ~0.6 s) by a
     subprocess of this interpreter, and used only while nothing but the grader's uid can change it: never a file a
     kernel wrote. Empty if matplotlib is not installed or the build failed: kernels then build their own, as without
     it. Once per process."""
@@ -409,7 +409,10 @@ def _font_lists() -> tuple[Path, ...]:
     dist = next(package.parent.glob("matplotlib-*.dist-info"), None)
     version = dist.name[len("matplotlib-"):-len(".dist-info")] if dist else "unknown"
     where = hashlib.sha256(str(package).encode()).hexdigest()[:12]  # another environment's matplotlib: its own list
-    folder = Path(tempfile.gettempdir()) / "autograder-cache" / f"matplotlib-{version}-{where}"
+    cache = grader_cache()
+    if cache is None:
+        return ()
+    folder = cache / f"matplotlib-{version}-{where}"
     try:
         found = sorted(folder.glob("fontlist-v*.json")) if _grader_only(folder.parent, folder) else []
         if not found or not _grader_only(*found):  # (a list others could have changed is built again)
@@ -438,6 +441,18 @@ def _build_font_list(folder: Path) -> list[Path]:
             os.chmod(path, 0o644)
             os.replace(path, folder / path.name)
     return sorted(folder.glob("fontlist-v*.json"))
+
+
+def grader_cache() -> Path | None:
+    """The grader's cache folder (the reference's learning curves, matplotlib's font list): one per uid under the
+    temporary folder, used only while nothing but this uid can change it (None otherwise: then nothing is cached). On
+    a shared /tmp, another user's folder of the same name is never read, nor one planted for this uid."""
+    folder = Path(tempfile.gettempdir()) / f"autograder-cache-{os.geteuid()}"
+    try:
+        folder.mkdir(mode=0o755, exist_ok=True)
+    except OSError:
+        return None
+    return folder if _grader_only(folder) else None
 
 
 def _grader_only(*paths: Path) -> bool:

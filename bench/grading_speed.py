@@ -499,10 +499,10 @@ def fresh_clone(args) -> dict:
     """git clone this repository, run `make` in it with its output timestamped, and time its phases."""
     head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dest = Path(tempfile.mkdtemp(prefix="fresh-", dir="/tmp"))
-    # a TMPDIR of its own: no autograder-cache of earlier runs (the reference's learning curves), as on a new machine
+    # a TMPDIR of its own: no autograder-cache-<uid> of earlier runs (the reference's curves), as on a new machine
     tmp = None if args.warm_cache else Path(tempfile.mkdtemp(prefix="fresh-tmp-", dir="/tmp"))
     print(f"fresh clone of {ROOT} (HEAD {head.stdout.strip()}; uncommitted changes are not in it) into {dest}; "
-          + (f"cache of the reference's curves: {tempfile.gettempdir()}/autograder-cache as it is on this machine"
+          + (f"cache of the reference's curves: {tempfile.gettempdir()}/autograder-cache-<uid> as it is on this machine"
              if tmp is None else f"TMPDIR {tmp}, so no cache of the reference's curves (as on a new machine)"))
     env = dict(os.environ, **THREADS, PYTHONUNBUFFERED="1", **({"TMPDIR": str(tmp)} if tmp else {}))
     for var in ("PYTHONPATH", "VIRTUAL_ENV"):

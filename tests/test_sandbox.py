@@ -687,7 +687,7 @@ def test_a_font_list_another_uid_could_change_is_never_used(monkeypatch, tmp_pat
     sandbox._font_lists.cache_clear()
     try:
         (path,) = sandbox.font_lists()
-        assert tmp_path / "autograder-cache" in path.parents
+        assert tmp_path / f"autograder-cache-{os.geteuid()}" in path.parents
         built = path.read_bytes()
         path.write_text("planted")
         os.chmod(path, 0o666)
@@ -820,3 +820,28 @@ def test_a_kernel_is_ready_once_it_has_answered(assignment, monkeypatch):
         run = session.run("print('first')")
     assert run.outputs == [{"output_type": "stream", "name": "stdout", "text": "first\n"}]
     assert started.count(0.2) <= 1 and started[-1] == 0  # IOPub's connection checked once, then drained at once
+
+
+def test_a_planted_grader_cache_is_never_read(assignment, monkeypatch, tmp_path):
+    """The grader caches the reference's learning curves (and matplotlib's font list) under the temporary folder, in a
+    folder of its uid's own. On a shared /tmp another user can make that folder first, or plant curves where the
+    grader would look: nothing there is read (nor written); the curves are computed instead."""
+    from autograder import feedback
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(feedback, "recorded_runs", lambda *args: None)  # not the release's: the cache is asked
+    name = "bandit_table_learns"
+    planted = json.dumps({"runs": [], "feedback_runs": [], "planted": True})
+    key = feedback.reference_runs_key(assignment, name)
+    for folder in (tmp_path / "autograder-cache", tmp_path / f"autograder-cache-{os.geteuid()}"):
+        folder.mkdir()
+        os.chmod(folder, 0o777)  # anybody's to write
+        (folder / f"{name}-{key}.json").write_text(planted)
+    feedback.reference_runs.cache_clear()
+    try:
+        runs = feedback.reference_runs(assignment, name)
+    finally:
+        feedback.reference_runs.cache_clear()
+    assert "planted" not in runs and len(runs["runs"]) == len(assignment.check(name).seeds)
+    assert sandbox.grader_cache() is None
+    assert [p.name for p in (tmp_path / f"autograder-cache-{os.geteuid()}").iterdir()] == [f"{name}-{key}.json"]
