@@ -83,8 +83,8 @@ class Adam:
                                         else torch.float32)
                     self.state[id(p)] = (step, torch.zeros_like(p, memory_format=torch.preserve_format),
                                          torch.zeros_like(p, memory_format=torch.preserve_format))
-            steps, exp_avgs, exp_avg_sqs = (list(x) for x in zip(*(self.state[id(p)] for p in params))) if params \
-                else ([], [], [])
+            state = [self.state[id(p)] for p in params]
+            steps, exp_avgs, exp_avg_sqs = ([s[i] for s in state] for i in range(3))
             adam(params, [p.grad for p in params], exp_avgs, exp_avg_sqs, [], steps, foreach=None, capturable=False,
                  differentiable=False, fused=None, grad_scale=None, found_inf=None,
                  has_complex=any(torch.is_complex(p) for p in params), decoupled_weight_decay=self.decoupled,

@@ -141,6 +141,9 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
     return results
 
 
+preloaded: set[str] = set()  # driver modules whose ``preload()`` ran in this process
+
+
 def preload(driver) -> None:
     """Import the driver's module, and what it imports only when a driver runs (its ``preload()``: environments,
     Gymnasium), in the process that forks, once, rather than in every copy: ~60 ms a copy otherwise. A failing import
@@ -152,9 +155,6 @@ def preload(driver) -> None:
             getattr(module, "preload", lambda: None)()
     except Exception:  # noqa: BLE001, S110 - the copies run the same imports and report what fails
         pass
-
-
-preloaded: set[str] = set()  # driver modules whose ``preload()`` ran in this process
 
 
 def forked_result(data: bytes) -> dict:
