@@ -280,18 +280,24 @@ def annotate(jobs: list[Job], assignment, nbgrader=None) -> list[str]:
             gradebook.ensure_cells(book, assignment)
         except gradebook.GradebookError as exc:
             return [f"gradebook not written: {exc}"]
+        notes = []
         for job in jobs:
-            results = json.loads(job.results.read_text())
-            timestamp = gradebook.read_timestamp(job.notebook.parent)
-            late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
-                                          job.notebook if job.notebook.exists() else None)
-            updated = gradebook.annotate(results, job.notebook, assignment,
-                                         late["seconds_late"] if late and timestamp else None)
-            if updated != results:
-                write_json(job.results, updated)
-            page = job.results.parent / "feedback.html"
-            gradebook.write_autograded(nbgrader, assignment, job.student, updated, page if page.exists() else None)
-    return []
+            try:
+                results = json.loads(job.results.read_text())
+                timestamp = gradebook.read_timestamp(job.notebook.parent)
+                late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
+                                              job.notebook if job.notebook.exists() else None)
+                updated = gradebook.annotate(results, job.notebook, assignment,
+                                             late["seconds_late"] if late and timestamp else None)
+                if updated != results:
+                    write_json(job.results, updated)
+                page = job.results.parent / "feedback.html"
+                gradebook.write_autograded(nbgrader, assignment, job.student, updated,
+                                           page if page.exists() else None)
+            except Exception as exc:  # noqa: BLE001 - one student's outputs never stop the class's
+                notes.append(f"{job.student}: gradebook or autograded notebook not written ({type(exc).__name__}: "
+                             f"{str(exc)[:300]!r}); regrade with --student {job.student}")
+    return notes
 
 
 def write_outputs(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> Path:

@@ -10,7 +10,6 @@ can replay the definitions and go on with the next check.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import threading
@@ -21,14 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
+from nbclient.util import run_sync
 from traitlets import Type
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from autograder import sandbox
+from autograder import gate, sandbox
 
 THREAD_VARS = sandbox.THREAD_VARS
 
@@ -60,10 +61,18 @@ def kernel_env(path: str | None = None) -> dict:
 
 
 class ReadyClient(AsyncKernelClient):
-    """jupyter_client's kernel client, but its wait for a new kernel stops as soon as the kernel has answered: it does
-    not then wait for 0.2 s of silence on IOPub (jupyter_client's last step), it drops what IOPub holds at once. A
-    status message that comes later is no cell's: nbclient only reads the messages of the cell it runs. 0.2 s of wall
-    time at every kernel start."""
+    """jupyter_client's kernel client, with the gate's transport caps on its sockets (no message over
+    ``gate.MESSAGE_BYTES`` is read into the grader's memory; at most ``QUEUED`` wait on a socket), and its wait for a
+    new kernel stops as soon as the kernel has answered: it does not then wait for 0.2 s of silence on IOPub
+    (jupyter_client's last step), it drops what IOPub holds at once. A status message that comes later is no cell's:
+    nbclient only reads the messages of the cell it runs. 0.2 s of wall time at every kernel start."""
+
+    QUEUED = 64
+
+    def _create_connected_socket(self, channel, identity=None):
+        self.context.setsockopt(zmq.MAXMSGSIZE, gate.MESSAGE_BYTES)  # for sockets made from now on
+        self.context.setsockopt(zmq.RCVHWM, self.QUEUED)
+        return super()._create_connected_socket(channel, identity)
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
         deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
@@ -113,24 +122,21 @@ class SandboxedKernelManager(AsyncKernelManager):
 
 
 class CappedClient(NotebookClient):
-    """Keeps at most ``output_bytes`` of stream text per cell, and no rich output over ``display_bytes``."""
+    """nbclient's client behind the gate (``gate.Gate``): a kernel's message is dropped or cleaned before nbclient
+    sees it, so nothing it keeps (outputs, widget state, display ids) is larger or dirtier than the gate allows."""
 
-    output_bytes = 256 << 10
-    display_bytes = 8 << 20  # the largest answer a check sends back is ~100 KB
+    gate: gate.Gate | None = None
+    store_widget_state = False  # (no comm message passes the gate; and none would be kept)
+    iopub_timeout = 10  # after a cell's reply, the wait for its last outputs (nbclient: 4 s)
+    idle = False  # whether the current cell's end was seen on IOPub (else its connection was dropped: reconnect)
 
-    def output(self, outs, msg, display_id, cell_index):
-        if msg["msg_type"] in ("display_data", "execute_result", "error"):
-            if len(json.dumps(msg["content"], default=str)) > self.display_bytes:
-                return None
-        elif msg["msg_type"] == "stream":
-            kept = sum(len(o.get("text", "")) for o in outs if o.get("output_type") == "stream")
-            room = self.output_bytes - kept
-            if room <= 0:
-                return None
-            text = msg["content"]["text"]
-            if len(text) > room:
-                msg["content"]["text"] = text[:room] + "\n[output truncated by the grader]\n"
-        return super().output(outs, msg, display_id, cell_index)
+    def process_message(self, msg, cell, cell_index):
+        msg = self.gate.admit(msg, cell.outputs)
+        if msg is None:
+            return None
+        if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+            self.idle = True
+        return super().process_message(msg, cell, cell_index)
 
 
 class KernelSession:
@@ -145,8 +151,9 @@ class KernelSession:
     starting while this one's is graded): each gets a uid of its own."""
 
     def __init__(self, limits, visible: dict[str, Path] | None = None, min_isolation: str = "none",
-                 setup: str | list[str] | None = None, slot: int = 0):
-        self.limits = limits
+                 setup: str | list[str] | None = None, slot: int = 0, cpus: int = 1):
+        self.limits, self.cpus = limits, cpus
+        self.gate = gate.Gate(stream_bytes=int(limits.output_kb * 1024))  # for the session: its caps are a grade's
         self.visible = {name: Path(path) for name, path in (visible or {}).items()}
         self._isolation = sandbox.probe()
         sandbox.require(self._isolation, min_isolation)
@@ -162,7 +169,12 @@ class KernelSession:
     @property
     def isolation(self) -> dict:
         """The isolation level in force and what it covers (for results.json's ``extra_data.isolation``)."""
-        return self._isolation.as_dict()
+        found = self._isolation.as_dict()
+        found["host_uid"] = sandbox.fallback_uid(self.slot) if self._isolation.own_uid else os.geteuid()
+        if "cpu" in self._isolation.cgroups:
+            found["covers"]["cpu"] = (f"cgroup CPU quota of {self.cpus} core{'s' if self.cpus > 1 else ''} "
+                                      "(cpu.cfs_quota_us; the seeds it runs at once); RLIMIT_CPU per process")
+        return found
 
     def __enter__(self) -> KernelSession:
         self._start()
@@ -182,7 +194,7 @@ class KernelSession:
                 break
 
     def _launch(self) -> None:
-        self.box = sandbox.Box(self._isolation, self.limits, self.visible, self.slot)
+        self.box = sandbox.Box(self._isolation, self.limits, self.visible, self.slot, self.cpus)
         # what new_notebook() makes, without validating it: nbformat's first validation takes ~50 ms, before the launch
         self.nb = nbformat.from_dict({"nbformat": 4, "nbformat_minor": nbformat.v4.nbformat_minor, "metadata": {},
                                       "cells": []})
@@ -190,7 +202,7 @@ class KernelSession:
                                    kernel_manager_class=SandboxedKernelManager,
                                    allow_errors=True, shutdown_kernel="immediate", startup_timeout=60,
                                    resources={"metadata": {"path": str(self.box.folder)}})
-        self.client.output_bytes = int(self.limits.output_kb * 1024)
+        self.client.gate = self.gate
         km = self.client.km = self.client.create_kernel_manager()
         km.box, km.launched = self.box, self.launched
         km.transport, km.ip, km.connection_file = "ipc", self.box.kernel_ip, self.box.connection_file
@@ -222,6 +234,14 @@ class KernelSession:
         self.box = None
         self.pid = 0
 
+    def _reconnect_iopub(self) -> None:
+        """A new IOPub connection (the gate's caps again) to the same kernel, ready when the kernel has answered on
+        it; what the old one dropped is lost, as the gate means it to be."""
+        kc = self.client.kc
+        kc.iopub_channel.close()
+        kc._iopub_channel = None
+        run_sync(kc.wait_for_ready)(timeout=30)
+
     def restart(self) -> None:
         self._stop()
         self.restarts += 1
@@ -232,8 +252,11 @@ class KernelSession:
         self.nb.cells.append(cell)
         self.client.timeout = max(1, int(timeout or self.limits.cell_seconds))
         start = time.monotonic()
+        self.client.idle = False
         try:
             self.client.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
+            if not self.client.idle:  # IOPub lost this cell's end (a message over MAXMSGSIZE dropped its connection)
+                self._reconnect_iopub()
         except CellTimeoutError:
             return CellRun("timeout", list(cell.outputs), time.monotonic() - start)
         except DeadKernelError:
@@ -251,8 +274,8 @@ class KernelThread:
     them. ``with KernelThread(...) as k`` waits for the start; the same methods as KernelSession."""
 
     def __init__(self, limits, visible=None, min_isolation: str = "none", setup: str | list[str] | None = None,
-                 slot: int = 0):
-        self.session = KernelSession(limits, visible, min_isolation, setup, slot)  # the level check, here and now
+                 slot: int = 0, cpus: int = 1):
+        self.session = KernelSession(limits, visible, min_isolation, setup, slot, cpus)  # the level check, here and now
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"kernel-{slot}")
         self._started = self._thread.submit(self.session._start)
         self._closed = False

@@ -180,21 +180,29 @@ def setup_code(assignment) -> str:
     return cell_source(nbformat.convert(source, 4), assignment.setup_cell)
 
 
-def preload_code(checks) -> str:
+def preload_code(checks, output_chars: int | None = None) -> str:
     """The kernel's last start cell: the grading protocol, and the drivers with what they import when they run
     (``gradekit.protocol.preload``), so that the kernel imports them while it would wait for the grader to prepare,
-    or for its student (a batch's next kernel), not while a check runs."""
+    or for its student (a batch's next kernel), not while a check runs; with ``output_chars``, what a cell may print
+    (``gradekit.protocol.limit_output``)."""
     drivers = sorted({driver_name(d) for c in checks for d in (c.driver, c.feedback_runs()[0])})
     return "import gradekit.protocol as _grading_protocol\n" + "".join(
-        f"_grading_protocol.preload({name!r})\n" for name in drivers)
+        f"_grading_protocol.preload({name!r})\n" for name in drivers) + (
+        f"_grading_protocol.limit_output({output_chars})\n" if output_chars else "")
 
 
-def kernel_session(assignment, setup: list[str] | None = None, slot: int = 0) -> KernelThread:
+def output_chars(assignment) -> int:
+    """What a cell of the student's kernel may print: course.toml's ``output_kb`` (the gate keeps no more)."""
+    return int(assignment.limits.output_kb * 1024)
+
+
+def kernel_session(assignment, setup: list[str] | None = None, slot: int = 0, cpus: int = 1) -> KernelThread:
     """A sandboxed kernel for one submission, starting now in a thread of its own (``setup`` included: by default
     the instructor's setup cell, then ``preload_code``); refuses (IsolationError) below course.toml's
     ``min_isolation``, and warns on stderr below level full."""
-    setup = [setup_code(assignment), preload_code(assignment.checks)] if setup is None else setup
-    kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation, setup, slot)
+    if setup is None:
+        setup = [setup_code(assignment), preload_code(assignment.checks, output_chars(assignment))]
+    kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation, setup, slot, cpus)
     isolation = kernel.isolation
     if isolation["level"] != "full":
         print(f"autograder: warning: student code runs at isolation level {isolation['level']!r}, not 'full' "
@@ -232,13 +240,13 @@ class Grader:
     def __init__(self, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True):
         self.assignment, self.only, self.workers, self.figures = assignment, only, workers, figures
         self.checks = [c for c in assignment.checks if only is None or c.name in only]
-        self.setup = [setup_code(assignment), preload_code(self.checks)]
+        self.setup = [setup_code(assignment), preload_code(self.checks, output_chars(assignment))]
         self._expected: Reference | None = None
         self._cases: dict[str, list[dict]] = {}
 
     def kernel(self, slot: int = 0) -> KernelThread:
         """A fresh kernel for one submission, starting now (see ``kernel_session``)."""
-        return kernel_session(self.assignment, self.setup, slot)
+        return kernel_session(self.assignment, self.setup, slot, self.workers)
 
     def prepare(self) -> tuple[Reference, dict[str, list[dict]]]:
         if self._expected is None:

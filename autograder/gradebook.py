@@ -34,6 +34,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.notebook import checksum, graded_cells
+from autograder.results import write_atomic
 
 FEEDBACK_CELL = "autograder-feedback"  # id of the first cell of the autograded notebook: our feedback page
 
@@ -297,5 +298,5 @@ def write_autograded(settings: Settings, assignment, student: str, results: dict
         target_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(page, target_dir / "feedback.html")
     target_dir.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, existing)
+    write_atomic(existing, nbformat.writes(nb))  # never a half-written notebook, whatever the text holds
     return existing

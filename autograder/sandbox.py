@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ctypes
 import importlib.util
 import json
 import os
@@ -47,6 +48,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import seccomp
+
 LEVELS = ("none", "fallback", "full")
 FORCE_ENV, BWRAP_ENV = "AUTOGRADER_ISOLATION", "AUTOGRADER_BWRAP"
 SANDBOX_UID = 65534  # the kernel's uid and gid inside the namespaces ("nobody")
@@ -54,7 +57,8 @@ PIDS_MAX = 128  # processes and threads of one kernel's whole tree (a grading ke
 TMP_MB, SHM_MB, RUN_KB = 256, 64, 256  # the kernel's private /tmp (home, working folder), /dev/shm, socket folder
 FALLBACK_UID_BASE = 2_000_000_000  # own uids: this + 2 × the grader's pid + slot (no account uses this range)
 FALLBACK_SMALL = 60000  # or this + 2 × (pid % 1000) + slot where only uids below 65536 are mapped
-CONTROLLERS = ("pids", "memory", "cpuacct")  # cgroup v1: process and memory caps; CPU time measured, not capped
+CONTROLLERS = ("pids", "memory", "cpu", "cpuacct")  # cgroup v1: process, memory and CPU caps; CPU time measured
+CPU_PERIOD_US = 100_000  # cpu.cfs_period_us; a kernel's quota is its cores (the seeds it runs at once) × this
 SLOTS = 2  # kernels one grading process may run at once: the student's, and the next one's starting
 INSIDE_RUN = "/run/kernel"  # inside the sandbox: the connection file and the kernel's Unix sockets
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -77,7 +81,7 @@ class Isolation:
     bwrap: str = ""
     disable_userns: bool = False
     cgroups: tuple = ()  # writable cgroup v1 hierarchies of CONTROLLERS
-    own_uid: bool = False  # full, grader is root: bwrap runs as an unprivileged uid of its own, not as root
+    own_uid: bool = False  # grader is root: the kernel (full: bwrap) runs as an unprivileged uid of its own
 
     def as_dict(self) -> dict:
         return {"level": self.level, "covers": dict(self.covers), "missing": list(self.missing),
@@ -88,12 +92,19 @@ class Isolation:
 
 
 def require(isolation: Isolation, minimum: str) -> None:
-    """Raise IsolationError (with what to install) when ``isolation`` is below ``minimum``."""
+    """Raise IsolationError (with what to install) when ``isolation`` is below ``minimum``, and as root at level
+    none, where the kernel would be root on the host."""
     if not isolation.at_least(minimum):
         raise IsolationError(
             f"the sandbox for student code is at level {isolation.level!r} on this machine "
             f"({isolation.reason or 'forced'}), below course.toml's min_isolation = {minimum!r}, so no student code "
             f"was run. To get level 'full', {INSTALL}.")
+    if isolation.level == "none" and os.geteuid() == 0:
+        raise IsolationError(
+            "the grader is root and no unprivileged uid can run the kernel here "
+            f"({isolation.reason or 'forced'}), so no student code was run: a kernel never runs as root on the host. "
+            "Make the interpreter and its environment readable by other users (not under a 0700 home such as "
+            "/root), or install bubblewrap for level 'full'.")
 
 
 # --- probing --------------------------------------------------------------------------------------------------------
@@ -125,21 +136,36 @@ def _writable_cgroups() -> tuple:
     return tuple(found)
 
 
-def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> bool:
-    """Whether bwrap starts with our options; with ``uid``, whether it does as that uid and can run the kernel's
-    interpreter and packages."""
+def _bwrap_works(bwrap: str, disable_userns: bool, uid: int | None = None) -> str:
+    """'' if bwrap starts with our options, else why not; with ``uid``, whether it does as that uid (the paths it
+    cannot reach staged as a kernel's are) and runs the kernel's interpreter and packages under the syscall filter."""
     args = [bwrap, *_namespace_args(disable_userns), *_system_binds(), *_scratch_mounts()]
+    stage, fds = Stage(), []
     if uid is None:
         args += ["--", "true"]
     else:  # the kernel's own mounts (its /tmp first, then the interpreter, which may live under /tmp), its view
-        args += [*_python_binds(), "--remount-ro", "/", "--chdir", "/tmp", "--", sys.executable, "-c",
-                 "import ipykernel"]
+        folder = Path(tempfile.mkdtemp(prefix=f"autograder-probe-{os.getpid()}-"))
+        os.chown(folder, uid, uid)
+        stage = Stage(folder, uid)
+        args += [*_python_binds(stage), "--remount-ro", "/", "--chdir", "/tmp"]
+        filter_fd = _seccomp_fd(folder)
+        if filter_fd is not None:
+            fds.append(filter_fd)
+            args += ["--seccomp", str(filter_fd)]
+        args += ["--", sys.executable, "-c", "import ipykernel"]
     try:
-        return subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              preexec_fn=None if uid is None else functools.partial(_as_uid, uid),
-                              timeout=60).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+        proc = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              preexec_fn=None if uid is None else functools.partial(_enter, stage, None, uid),
+                              pass_fds=fds, timeout=60)
+        return "" if proc.returncode == 0 else (proc.stderr.decode(errors="replace").strip()[-300:] or
+                                                f"exit code {proc.returncode}")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if stage.folder is not None:
+            stage.remove()
 
 
 def fallback_uid(slot: int = 0) -> int:
@@ -167,6 +193,77 @@ def _as_uid(uid: int) -> None:
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
+
+
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+CLONE_NEWNS, MS_BIND, MS_REC, MS_PRIVATE = 0x00020000, 4096, 16384, 1 << 18
+
+
+def _reachable(path: Path, uid: int) -> bool:
+    """Whether a process of ``uid`` (no groups) can look up ``path``: every folder above it lets it search."""
+    for folder in reversed(Path(path).parents):
+        try:
+            info = os.stat(folder)
+        except OSError:
+            return False
+        if not info.st_mode & (0o100 if info.st_uid == uid else 0o001):
+            return False
+    return True
+
+
+class Stage:
+    """Folders a kernel's unprivileged uid cannot look up (an interpreter under root's 0700 home): bound, by root, in
+    a mount namespace of bwrap's own, at ``<folder>/stage/<n>``, from where bwrap (as that uid) binds them at their
+    own paths. Nothing changes in the host's mounts: the namespace goes with bwrap."""
+
+    def __init__(self, folder: Path | None = None, uid: int | None = None):
+        self.folder, self.uid = folder, uid
+        self.pairs: list[tuple[str, str]] = []  # (host folder, staged path)
+
+    def source(self, path: Path | str) -> str:
+        """The path bwrap should bind ``path`` from."""
+        if self.uid is None or _reachable(Path(path), self.uid):
+            return str(path)
+        for host, staged in self.pairs:
+            if host == str(path):
+                return staged
+        staged = self.folder / "stage" / str(len(self.pairs))
+        staged.mkdir(parents=True)
+        os.chmod(staged.parent, 0o755)
+        self.pairs.append((str(path), str(staged)))
+        return str(staged)
+
+    def mount(self) -> None:
+        """In bwrap's process, as root, before the uid changes: its own mount namespace, the staged binds."""
+        if not self.pairs:
+            return
+        if _libc.unshare(CLONE_NEWNS) != 0 or _libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            raise OSError(ctypes.get_errno(), "a mount namespace for the kernel's staged folders")
+        for host, staged in self.pairs:
+            if _libc.mount(host.encode(), staged.encode(), None, MS_BIND | MS_REC, None) != 0:
+                raise OSError(ctypes.get_errno(), f"binding {host} for the kernel's uid")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _enter(stage: Stage, cgroups, uid: int | None) -> None:
+    """Between fork and exec of bwrap (or a kernel): staged binds, cgroups, then the unprivileged uid."""
+    stage.mount()
+    if cgroups is not None:
+        cgroups.enter()
+    if uid is not None:
+        _as_uid(uid)
+
+
+def _seccomp_fd(folder: Path) -> int | None:
+    """A file descriptor of the kernel's syscall filter, for ``bwrap --seccomp`` (None where none is described)."""
+    program = seccomp.program()
+    if program is None:
+        return None
+    path = folder / "seccomp.bpf"
+    path.write_bytes(program)
+    return os.open(path, os.O_RDONLY)
 
 
 def _fallback_works() -> str:
@@ -233,17 +330,22 @@ def probe() -> Isolation:
     elif not bwrap or not os.access(bwrap, os.X_OK):
         reasons.append("bubblewrap (bwrap) is not installed")
     else:
-        disable = _bwrap_works(bwrap, True)
-        if disable or _bwrap_works(bwrap, False):
-            own = os.geteuid() == 0 and _bwrap_works(bwrap, disable, fallback_uid())
-            return Isolation("full", _covers("full", cgroups, disable, own), _missing("full", cgroups, disable),
-                             bwrap=bwrap, disable_userns=disable, cgroups=cgroups, own_uid=own)
-        reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
+        disable = not _bwrap_works(bwrap, True)
+        if disable or not _bwrap_works(bwrap, False):
+            why = _bwrap_works(bwrap, disable, fallback_uid()) if os.geteuid() == 0 else ""
+            if not why:
+                return Isolation("full", _covers("full", cgroups, disable, os.geteuid() == 0),
+                                 _missing("full", cgroups, disable), bwrap=bwrap, disable_userns=disable,
+                                 cgroups=cgroups, own_uid=os.geteuid() == 0)
+            # as root, the kernel is never root on the host: no full level unless an unprivileged uid can run it
+            reasons.append(f"bwrap could not run the interpreter as an unprivileged uid ({why})")
+        else:
+            reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
     if forced != "none" and sys.platform.startswith("linux"):
         why = _fallback_works()
         if not why:
             return Isolation("fallback", _covers("fallback", cgroups), _missing("fallback", cgroups),
-                             reason="; ".join(reasons), cgroups=cgroups)
+                             reason="; ".join(reasons), cgroups=cgroups, own_uid=True)
         reasons.append(why)
     return Isolation("none", _covers("none", cgroups), _missing("none", cgroups), reason="; ".join(reasons),
                      cgroups=cgroups)
@@ -253,6 +355,9 @@ def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: b
     processes = f"cgroup pids.max {PIDS_MAX}" if "pids" in cgroups else f"RLIMIT_NPROC {PIDS_MAX}"
     memory = ("cgroup memory limit on the whole tree (incl. /tmp and /dev/shm) and RLIMIT_AS per process"
               if "memory" in cgroups else "RLIMIT_AS per process")
+    cpu = ("cgroup CPU quota (cpu.cfs_quota_us): as many cores as the seeds it runs at once; RLIMIT_CPU per process"
+           if "cpu" in cgroups else "RLIMIT_CPU per process only (no writable cpu cgroup): not capped in cores")
+    outside = "an unprivileged uid of its own outside" if own_uid else "the grader's own uid outside (not root)"
     if level == "full":
         return {
             "filesystem": "empty read-only root; read-only binds of the interpreter, its packages, /usr and the "
@@ -260,12 +365,12 @@ def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: b
             "network": "none (own network namespace)",
             "processes": f"own PID namespace, all killed with the sandbox; {processes}",
             "memory": memory,
+            "cpu": cpu,
             "scratch": f"private /tmp ({TMP_MB} MB) and /dev/shm ({SHM_MB} MB), gone with the sandbox",
-            "privileges": f"uid {SANDBOX_UID} inside, " + (
-                "an unprivileged uid of its own outside" if own_uid else
-                "the grader's uid outside" + (" (root: bwrap could not run the interpreter as another uid)"
-                                              if os.geteuid() == 0 else "")) +
-                ", no capabilities" + (", no new user namespaces" if disable_userns else ""),
+            "privileges": f"uid {SANDBOX_UID} inside, {outside}, no capabilities" +
+                          (", no new user namespaces" if disable_userns else ""),
+            "kernel interfaces": "/proc read-only (sysctls included)" + (
+                f"; {seccomp.describe()}" if seccomp.describe() else ""),
             "environment": "allow-list",
         }
     if level == "fallback":
@@ -274,22 +379,30 @@ def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: b
                           "owner-only)",
             "processes": f"every process of the kernel's uid killed at the end; {processes}",
             "memory": memory,
+            "cpu": cpu,
             "scratch": "private 0700 folder; the uid's files in /tmp, /var/tmp and /dev/shm removed at the end",
-            "privileges": "unprivileged uid of its own",
+            "privileges": "an unprivileged uid of its own",
+            "kernel interfaces": "an unprivileged uid's: no sysctl or core_pattern writes",
             "environment": "allow-list",
         }
-    return {"processes": f"process group killed at the end; {processes}", "memory": memory,
+    return {"processes": f"process group killed at the end; {processes}", "memory": memory, "cpu": cpu,
+            "privileges": "the grader's own uid (never root: as root, no student code runs at this level)",
             "environment": "allow-list"}
 
 
 def _missing(level: str, cgroups: tuple, disable_userns: bool = False) -> tuple:
     missing = []
     if level != "full":
-        missing += ["network", "PID namespace"] + (["filesystem"] if level == "none" else [])
+        missing += ["network", "PID namespace", "syscall filter (kernel keyrings)"] + (
+            ["filesystem"] if level == "none" else [])
     if level == "none":
         missing += ["scratch size"] + ([] if "pids" in cgroups else ["processes started in a new session"])
+    if level == "full" and seccomp.program() is None:
+        missing.append(f"syscall filter (not described for {os.uname().machine})")
     if "memory" not in cgroups:
         missing.append("memory of the whole process tree (no writable memory cgroup)")
+    if "cpu" not in cgroups:
+        missing.append("CPU share in cores (no writable cpu cgroup)")
     if level == "full" and not disable_userns:
         missing.append("nested user namespaces (bwrap without --disable-userns)")
     return tuple(missing)
@@ -316,9 +429,10 @@ def _system_binds() -> list[str]:
 
 
 def _scratch_mounts() -> list[str]:
-    """The sandbox's own /proc, /dev and size-capped tmpfs: mounted before any bind, so that binds of host folders
+    """The sandbox's own /proc (read-only: sysctls such as kernel.core_pattern are the host's), /dev and size-capped
+    tmpfs: mounted before any bind, so that binds of host folders
     under /tmp (a venv in a temporary folder, pytest's) land on the private /tmp instead of being hidden by it."""
-    return ["--proc", "/proc", "--dev", "/dev",
+    return ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev",
             "--size", str(TMP_MB << 20), "--tmpfs", "/tmp",
             "--size", str(SHM_MB << 20), "--tmpfs", "/dev/shm",
             "--size", str(RUN_KB << 10), "--tmpfs", INSIDE_RUN]
@@ -333,8 +447,8 @@ def _python_folders() -> list[Path]:
     return [path for path in keep if path != Path("/usr") and Path("/usr") not in path.parents]
 
 
-def _python_binds() -> list[str]:
-    return [arg for path in _python_folders() for arg in ("--ro-bind", str(path), str(path))]
+def _python_binds(stage: Stage) -> list[str]:
+    return [arg for path in _python_folders() for arg in ("--ro-bind", stage.source(path), str(path))]
 
 
 def _passwd_files(folder: Path) -> list[str]:
@@ -470,22 +584,29 @@ def _grader_only(*paths: Path) -> bool:
 # --- cgroups --------------------------------------------------------------------------------------------------------
 
 class Cgroups:
-    """One kernel's cgroup v1 groups (pids, memory, cpuacct) under the grader's own, where writable."""
+    """One kernel's cgroup v1 groups (pids, memory, cpu, cpuacct) under the grader's own, where writable. ``cpus``:
+    the kernel's CPU quota in cores (cpu.cfs_quota_us), the seeds it runs at once: a kernel that starts more busy
+    processes shares those cores among them, not a classmate's."""
 
-    def __init__(self, controllers: tuple, memory_bytes: int):
+    def __init__(self, controllers: tuple, memory_bytes: int, cpus: int = 1):
         self.paths: list[Path] = []
         self.controllers: list[str] = []
+        self.cpus = max(1, int(cpus))
         name = f"autograder-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         for controller in controllers:
             path = _own_cgroup(controller) / name
             try:
-                path.mkdir()
+                path.mkdir(exist_ok=path in self.paths)  # cpu and cpuacct may be one hierarchy ("cpu,cpuacct")
                 if controller == "pids":
                     (path / "pids.max").write_text(str(PIDS_MAX))
                 elif controller == "memory":
                     (path / "memory.limit_in_bytes").write_text(str(memory_bytes))
                     self._try_write(path / "memory.swappiness", "0")
-                self.paths.append(path)
+                elif controller == "cpu":
+                    (path / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                    (path / "cpu.cfs_quota_us").write_text(str(self.cpus * CPU_PERIOD_US))
+                if path not in self.paths:
+                    self.paths.append(path)
                 self.controllers.append(controller)
             except OSError:
                 pass
@@ -508,7 +629,7 @@ class Cgroups:
         if "cpuacct" not in self.controllers:
             return None
         try:
-            return int((self.paths[self.controllers.index("cpuacct")] / "cpuacct.usage").read_text()) / 1e9
+            return int((_own_cgroup("cpuacct") / self.paths[0].name / "cpuacct.usage").read_text()) / 1e9
         except (OSError, ValueError):
             return None
 
@@ -586,15 +707,17 @@ def _tasks_of_own_uid() -> int:
 class Box:
     """Everything one kernel start needs: its folder, its cgroups, its command, and the kill that leaves nothing."""
 
-    def __init__(self, isolation: Isolation, limits, visible: dict[str, Path], slot: int = 0):
+    def __init__(self, isolation: Isolation, limits, visible: dict[str, Path], slot: int = 0, cpus: int = 1):
         self.isolation, self.limits = isolation, limits
         self.visible = {name: Path(path).resolve() for name, path in visible.items()}
         self.folder = Path(tempfile.mkdtemp(prefix=f"autograder-kernel-{os.getpid()}-"))  # 0700, the grader's
-        self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20)
-        own = isolation.level == "fallback" or (isolation.level == "full" and isolation.own_uid)
-        self.uid = fallback_uid(slot) if own else None  # the kernel's (fallback) or bwrap's (full) uid of its own
+        self.cgroups = Cgroups(isolation.cgroups, int(limits.memory_mb) << 20, cpus)
+        # the grader is root: the kernel's (fallback) or bwrap's (full) uid is an unprivileged one of its own
+        self.uid = fallback_uid(slot) if isolation.own_uid else None
+        self.host_uid = os.geteuid() if self.uid is None else self.uid  # what the kernel's processes are outside
+        self.stage = Stage(self.folder, self.uid) if isolation.level == "full" else Stage()
         self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
-        self._info_read = self._info_write = -1
+        self._info_read = self._info_write = self._filter_fd = -1
         if self.uid is not None:
             os.chown(self.folder, self.uid, self.uid)
 
@@ -645,19 +768,23 @@ class Box:
                     *extra_arguments]
         self.env = kernel_env("/tmp", "/grading")
         args = [self.isolation.bwrap, *_namespace_args(self.isolation.disable_userns), *_system_binds(),
-                *_scratch_mounts(), *_python_binds()]
+                *_scratch_mounts(), *_python_binds(self.stage)]
         for name in ("ld.so.cache", "fonts"):
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
         for path in font_lists():  # matplotlib's font list: the grader's, read-only
-            args += ["--ro-bind-try", str(path), f"{self.env['MPLCONFIGDIR']}/{path.name}"]
+            args += ["--ro-bind-try", self.stage.source(path), f"{self.env['MPLCONFIGDIR']}/{path.name}"]
         args += _passwd_files(self.folder)
         if self.uid is not None:  # bwrap runs as the kernel's own uid: what it binds from the folder is that uid's
             for name in ("passwd", "group", "kernel.json"):
                 os.chown(self.folder / name, self.uid, self.uid)
         for name, path in self.visible.items():
-            args += ["--ro-bind", str(path), f"/grading/{name}"]
+            args += ["--ro-bind", self.stage.source(path), f"/grading/{name}"]
         args += ["--ro-bind", self.connection_file, f"{INSIDE_RUN}/kernel.json",
                  "--remount-ro", "/", "--chdir", "/tmp"]
+        filter_fd = _seccomp_fd(self.folder)
+        if filter_fd is not None:
+            self._filter_fd = filter_fd
+            args += ["--seccomp", str(filter_fd)]
         for key, value in self.env.items():
             args += ["--setenv", key, value]
         self._info_read, self._info_write = os.pipe()
@@ -669,13 +796,14 @@ class Box:
         kernel's allow-list."""
         kwargs = {"env": {"PATH": os.defpath}, "cwd": str(self.folder)}
         if self.isolation.level == "full":
-            kwargs["pass_fds"] = (self._info_write,)
+            kwargs["pass_fds"] = tuple(fd for fd in (self._info_write, self._filter_fd) if fd >= 0)
         else:
             kwargs["env"] = self.env
         return kwargs
 
     def preexec(self) -> None:
-        """In the kernel's (or bwrap's) process, between fork and exec: cgroups, rlimits, then the uid."""
+        """In the kernel's (or bwrap's) process, between fork and exec: staged binds, cgroups, rlimits, the uid."""
+        self.stage.mount()
         self.cgroups.enter()
         memory = int(self.limits.memory_mb) << 20
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -734,10 +862,10 @@ class Box:
 
     def close(self) -> None:
         """After the last kill: remove the cgroups, the folder and (fallback) the uid's files in shared scratch."""
-        for fd in (self._info_read, self._info_write):
+        for fd in (self._info_read, self._info_write, self._filter_fd):
             if fd >= 0:
                 os.close(fd)
-        self._info_read = self._info_write = -1
+        self._info_read = self._info_write = self._filter_fd = -1
         self.cgroups.kill_all()
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.uid is not None:
@@ -761,6 +889,8 @@ class Box:
 if __name__ == "__main__":  # ``python -m autograder.sandbox``: the level this machine gives, and what it covers
     found = probe()
     print(f"sandbox: isolation level {found.level!r}" + (f" ({found.reason})" if found.reason else ""))
+    print(f"  host uid of the kernel: {fallback_uid(0) if found.own_uid else os.geteuid()}" + (
+        " (unprivileged, its own; the next kernel of a worker gets the next uid)" if found.own_uid else ""))
     for what, how in found.covers.items():
         print(f"  {what}: {how}")
     for what in found.missing:

@@ -144,6 +144,37 @@ def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list
 preloaded: set[str] = set()  # driver modules whose ``preload()`` ran in this process
 
 
+def limit_output(chars: int) -> None:
+    """Each cell prints at most ``chars`` characters to stdout and stderr; the rest is dropped here, before the kernel
+    sends it. The grader keeps no more than that, and drops a message over its size cap whole (``autograder.gate``):
+    so a student who prints a lot while debugging still gets their answers graded. (IPython puts a stream's
+    ``write`` back at the end of every cell, so the cap is put on at the start of each.)"""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    left = [chars]
+
+    def capped(write):
+        def write_capped(text):
+            if not isinstance(text, str):
+                return write(text)
+            if left[0] <= 0:
+                return len(text)
+            kept, left[0] = text[:left[0]], left[0] - len(text)
+            write(kept + ("\n[output truncated]\n" if left[0] < 0 else ""))
+            return len(text)
+        return write_capped
+
+    def cap(*_):
+        left[0] = chars
+        for stream in (sys.stdout, sys.stderr):
+            stream.write = capped(stream.write)
+
+    shell.events.register("pre_run_cell", cap)
+
+
 def preload(driver) -> None:
     """Import the driver's module, and what it imports only when a driver runs (its ``preload()``: environments,
     Gymnasium), in the process that forks, once, rather than in every copy: ~60 ms a copy otherwise. A failing import
