@@ -382,22 +382,22 @@ def _covers(level: str, cgroups: tuple, disable_userns: bool = False, own_uid: b
             "cpu": cpu,
             "scratch": "private 0700 folder; the uid's files in /tmp, /var/tmp and /dev/shm removed at the end",
             "privileges": "an unprivileged uid of its own",
-            "kernel interfaces": "an unprivileged uid's: no sysctl or core_pattern writes",
+            "kernel interfaces": "an unprivileged uid's: no sysctl or core_pattern writes" + (
+                f"; {seccomp.describe()}" if seccomp.describe() else ""),
             "environment": "allow-list",
         }
     return {"processes": f"process group killed at the end; {processes}", "memory": memory, "cpu": cpu,
             "privileges": "the grader's own uid (never root: as root, no student code runs at this level)",
-            "environment": "allow-list"}
+            "kernel interfaces": seccomp.describe() or "the grader's user's", "environment": "allow-list"}
 
 
 def _missing(level: str, cgroups: tuple, disable_userns: bool = False) -> tuple:
     missing = []
     if level != "full":
-        missing += ["network", "PID namespace", "syscall filter (kernel keyrings)"] + (
-            ["filesystem"] if level == "none" else [])
+        missing += ["network", "PID namespace"] + (["filesystem"] if level == "none" else [])
     if level == "none":
         missing += ["scratch size"] + ([] if "pids" in cgroups else ["processes started in a new session"])
-    if level == "full" and seccomp.program() is None:
+    if seccomp.program() is None:
         missing.append(f"syscall filter (not described for {os.uname().machine})")
     if "memory" not in cgroups:
         missing.append("memory of the whole process tree (no writable memory cgroup)")
@@ -716,6 +716,7 @@ class Box:
         self.uid = fallback_uid(slot) if isolation.own_uid else None
         self.host_uid = os.geteuid() if self.uid is None else self.uid  # what the kernel's processes are outside
         self.stage = Stage(self.folder, self.uid) if isolation.level == "full" else Stage()
+        self.filter = seccomp.Loader() if isolation.level != "full" else None  # full: bwrap loads it
         self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
         self._info_read = self._info_write = self._filter_fd = -1
         if self.uid is not None:
@@ -802,7 +803,8 @@ class Box:
         return kwargs
 
     def preexec(self) -> None:
-        """In the kernel's (or bwrap's) process, between fork and exec: staged binds, cgroups, rlimits, the uid."""
+        """In the kernel's (or bwrap's) process, between fork and exec: staged binds, cgroups, rlimits, the uid, and
+        below level full the syscall filter (at full, bwrap loads it)."""
         self.stage.mount()
         self.cgroups.enter()
         memory = int(self.limits.memory_mb) << 20
@@ -815,6 +817,8 @@ class Box:
             if "pids" not in self.cgroups.controllers and self.isolation.level == "fallback":
                 resource.setrlimit(resource.RLIMIT_NPROC, (PIDS_MAX, PIDS_MAX))
             _as_uid(self.uid)
+        if self.filter is not None:
+            self.filter.load()
 
     def started(self, timeout: float = 30) -> None:
         """After the launch (full level): read the sandbox's PID 1 from bwrap's info pipe."""

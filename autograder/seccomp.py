@@ -1,4 +1,5 @@
-"""The kernel's system-call filter: a seccomp BPF program, built here, that bubblewrap loads (``bwrap --seccomp FD``).
+"""The kernel's system-call filter: a seccomp BPF program, built here, that bubblewrap loads (``bwrap --seccomp FD``),
+or, at the levels without bubblewrap, the kernel's process itself before exec (``Loader``).
 
 Namespaces do not cover everything the Linux kernel offers a process. Some interfaces are global to the machine, or
 check only the uid, and a training kernel has no use for them. The filter refuses them with EPERM (the kernel's
@@ -27,6 +28,7 @@ record says the filter is missing.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import platform
 import struct
@@ -80,3 +82,29 @@ def describe() -> str:
         return ""
     return ("seccomp filter: keyrings, module loading, kexec, reboot, swap, clock, mounts and namespaces, ptrace and "
             "other processes' memory, bpf, perf events, userfaultfd, io_uring, file handles and other ABIs refused")
+
+
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+
+class _Program(ctypes.Structure):  # struct sock_fprog
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class Loader:
+    """Loads the filter into the calling process, for levels without bubblewrap: made before a fork (ctypes objects
+    are not made between fork and exec), ``load()`` called in the child before exec. Once loaded, the filter holds for
+    the process and everything it starts, and no_new_privs forbids gaining privileges through exec."""
+
+    def __init__(self):
+        code = program()
+        self.libc = ctypes.CDLL(None, use_errno=True) if code else None
+        self.buffer = ctypes.create_string_buffer(code, len(code)) if code else None
+        self.program = _Program(len(code) // 8, ctypes.addressof(self.buffer)) if code else None
+
+    def load(self) -> None:
+        if self.program is None:
+            return
+        if (self.libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 or
+                self.libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(self.program), 0, 0) != 0):
+            raise OSError(ctypes.get_errno(), "loading the kernel's syscall filter")

@@ -25,8 +25,8 @@ from autograder import gate, sandbox, seccomp
 from autograder.execute import KernelSession
 from tests.conftest import fill_release
 from tests.test_nbgrader_course import ASSIGNMENT, ON_TIME, nbgrader, ours, submit
-from tests.test_sandbox import (CORRECT, LINUX_ROOT, ROOT, SYSTEM_PATH, UidWatcher, grade_files, headless_grade,
-                                leaks, pg_loss_reporting, strict, student_user)  # noqa: F401 - fixtures
+from tests.test_sandbox import (CORRECT, LINUX_ROOT, ROOT, SYSTEM_PATH, UidWatcher, grade_files, gradescope_like_copy,
+                                headless_grade, leaks, pg_loss_reporting, strict, student_user)  # noqa: F401 - fixtures
 
 # --- host-global interfaces -----------------------------------------------------------------------------------------
 
@@ -112,6 +112,31 @@ def test_as_an_ordinary_user_keyrings_are_refused(strict, student_user, tmp_path
         output = next(t["output"] for t in data["tests"] if "LEAKS" in t["output"])
         assert "LEAKS n=0 " in output and "errnos=1,1" in output, output
         assert data["extra_data"]["isolation"]["host_uid"] == uids.pop() != 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(not LINUX_ROOT, reason="the fallback needs root to give the kernel its own uid")
+def test_at_the_fallback_level_keyrings_are_refused(strict, tmp_path):
+    """Without namespaces (Gradescope's container) the kernel's own uid is reused by a worker's later students, and
+    its user keyring with it: the filter, loaded by the kernel's process before exec, refuses keyrings there too.
+    (Before: add_key returned a key, which the slot's next student could read.)"""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="autograder-fallback-host-"))
+    try:
+        course = gradescope_like_copy(strict, folder)
+        marker = str(300000 + os.getpid() % 99999)
+        env = {"PATH": SYSTEM_PATH, "HOME": "/root", "PYTHONPATH": str(course), "LANG": "C.UTF-8",
+               sandbox.BWRAP_ENV: ""}
+        proc, results, uids = headless_grade(strict, folder, course, HOST_ATTACK.format(marker=marker,
+                                             previous=marker), env, None, marker)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        data = json.loads(results.read_text())
+        output = next(t["output"] for t in data["tests"] if "LEAKS" in t["output"])
+        assert "LEAKS n=0 " in output and "errnos=1,1" in output, output
+        assert data["extra_data"]["isolation"]["level"] == "fallback" and 0 not in uids
+        assert "seccomp" in data["extra_data"]["isolation"]["covers"]["kernel interfaces"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
