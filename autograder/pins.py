@@ -117,6 +117,24 @@ def student_requirements(top_level: list[str], lock: Path = LOCK) -> str:
     return note + "\n".join(lines) + "\n"
 
 
+# What the grader imports to grade a submission (the engine, and the kernel it starts), beside what the assignment's
+# notebook needs (course.toml's student_packages): the Gradescope image installs these and what they need, no more.
+GRADER_PACKAGES = ["nbformat", "nbclient", "ipykernel", "tqdm"]
+
+
+def grader_requirements(student_packages: list[str], lock: Path = LOCK) -> str:
+    """The requirements of an image that grades one assignment (Gradescope's setup.sh): ``GRADER_PACKAGES``, the
+    assignment's ``student_packages`` and everything they need on Linux, pinned exactly as in the lock (torch's
+    ``+cpu`` build too). Not nbgrader, JupyterLab or pytest (the instructor's and the tests' tools), and MuJoCo only
+    for a part whose packages need it. Raises KeyError for a package the lock does not pin."""
+    pins = read_pins(lock)
+    wanted = dependency_closure([*GRADER_PACKAGES, *student_packages], PLATFORMS["linux"], pins)
+    missing = sorted(wanted - set(pins))
+    if missing:
+        raise KeyError(f"{', '.join(missing)} not pinned in {Path(lock).name}")
+    return "".join(f"{name}=={pins[name]}\n" for name in sorted(wanted))
+
+
 def dependency_closure(top_level: list[str], environment: dict, pins: dict[str, str]) -> set[str]:
     """``top_level`` and what they need where ``environment``'s markers hold, from the installed metadata."""
     from importlib.metadata import PackageNotFoundError, requires
