@@ -272,12 +272,20 @@ fi
 "$PY" -c 'import sys; print("setup.sh: Python", sys.version.split()[0], sys.executable)'
 if [ -n "${AUTOGRADER_SETUP_ONLY_PYTHON:-}" ]; then exit 0; fi  # a test of the steps above
 
+# The student's kernel must be able to run this Python at the level it will get: without user namespaces (Gradescope)
+# it runs as an unprivileged uid of its own, which cannot run an interpreter under a 0700 home (/root/.pyenv). Checked
+# before anything is installed, then on the venv with what the kernel imports, with the level course.toml requires;
+# each stops the build with a message that names the fix (autograder/setup_check.py).
+PYTHONPATH="$SOURCE" "$PY" -m autograder.setup_check
 "$PY" -m venv "$ROOT/venv"
 "$ROOT/venv/bin/python" -m pip install --no-cache-dir -r "$SOURCE/requirements.txt" \
   ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
 "$ROOT/venv/bin/python" -c 'import torch; print("setup.sh: torch", torch.__version__)'
+PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder.setup_check --import ipykernel \
+  --config "$SOURCE/course.toml" --assignment @ASSIGNMENT@
 
-# The image must grade: the reference solution, graded as a submission, gets full marks.
+# The image must grade: the reference solution, graded as a submission at the isolation level found above (the same
+# probe run_autograder's grades make), gets full marks.
 check="$(mktemp -d)"
 cd "$SOURCE"
 OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --config "$SOURCE/course.toml" \
@@ -286,7 +294,8 @@ OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --c
 import json, sys
 results = json.load(open(sys.argv[1]))
 full = sum(t["max_score"] for t in results["tests"])
-print(f"setup.sh: the reference solution got {results['score']:g} / {full:g}")
+level = results.get("extra_data", {}).get("isolation", {}).get("level")
+print(f"setup.sh: the reference solution got {results['score']:g} / {full:g} at isolation level {level!r}")
 sys.exit(results["score"] < full or full == 0)
 EOF
 rm -rf "$check"
