@@ -32,7 +32,8 @@ UV_VERSION := 0.13.8
 	$(BASE_PYTHON) -m venv .venv
 ifeq ($(INSTALLER),uv)
 	$(PY) -m pip install --quiet uv==$(UV_VERSION)
-	.venv/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock $$($(PY) -m autograder.pins uv-args)
+	.venv/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock \
+		$$($(PY) -m autograder.pins uv-args)
 else
 	$(PY) -m pip install --quiet -r requirements.lock
 endif

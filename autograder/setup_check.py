@@ -52,7 +52,7 @@ def blocking_folders(python: str) -> list[tuple[Path, int]]:
 
 
 def run_as(uid: int, python: str, modules: list[str]) -> subprocess.CompletedProcess:
-    """``python -c "import MODULES"`` as ``uid`` (and its own gid, no groups), as the sandbox starts a fallback kernel."""
+    """``python -c "import MODULES"`` as ``uid`` (its own gid, no groups), as the sandbox starts a fallback kernel."""
     def drop() -> None:
         os.setgroups([])
         os.setgid(uid)
@@ -77,9 +77,11 @@ def uid_problem(python: str, modules: list[str], uid: int, why: str = "no user n
     blocked = blocking_folders(python)
     if blocked:
         where = "; ".join(f"{folder} is mode {mode:04o}, so other users cannot enter it" for folder, mode in blocked)
-        fix = (f"Fix: use a Python outside {'that folder' if len(blocked) == 1 else 'those folders'} (leave AUTOGRADER_SETUP_PYTHON unset, so that setup.sh installs "
+        those = "that folder" if len(blocked) == 1 else "those folders"
+        fix = (f"Fix: use a Python outside {those} (leave AUTOGRADER_SETUP_PYTHON unset, so that setup.sh installs "
                "CPython under $AUTOGRADER_ROOT/python, or name one such as /usr/bin/python3.11), or let other users "
-               f"enter {'it' if len(blocked) == 1 else 'them'}: " + "; ".join(f"chmod o+x {folder}" for folder, _ in blocked) + ".")
+               f"enter {'it' if len(blocked) == 1 else 'them'}: "
+               + "; ".join(f"chmod o+x {folder}" for folder, _ in blocked) + ".")
         return f"{lead}: {where}. {fix}"
     error = (proc.stderr.strip().splitlines() or ["no error message"])[-1]
     return (f"{lead} ({error}). Fix: make the interpreter, its standard library and the venv readable and the folders "
@@ -87,7 +89,8 @@ def uid_problem(python: str, modules: list[str], uid: int, why: str = "no user n
 
 
 def level_problem(found, minimum: str) -> str:
-    """'' if ``found`` reaches ``minimum``; else the level, why, and what would raise it (never "run as root" to root)."""
+    """'' if ``found`` reaches ``minimum``; else the level, why, and what would raise it (never "run as root" to
+    root)."""
     if found.at_least(minimum):
         return ""
     fixes = ["install bubblewrap and allow unprivileged user namespaces for level 'full'"]
@@ -99,7 +102,7 @@ def level_problem(found, minimum: str) -> str:
 
 
 def min_isolation(config: Path, assignment: str | None) -> str:
-    """course.toml's ``min_isolation``: the assignment's, else the course's, else "none" (as ``config.load`` reads it)."""
+    """course.toml's ``min_isolation``: the assignment's, else the course's, else "none" (as ``config.load`` does)."""
     data = tomllib.loads(Path(config).read_text())
     course = data.get("course", {}).get("min_isolation", "none")
     return data.get("assignments", {}).get(assignment or "", {}).get("min_isolation", course)

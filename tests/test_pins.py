@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,8 +107,8 @@ def test_student_requirements_of_the_lecture_part_are_small(tmp_path):
 # pip's --platform tags of each of pins.PLATFORMS: glibc 2.28 (torch's manylinux_2_28), macOS 14 (torch's
 # macosx_14_0) on Apple silicon, Windows 64-bit; pip 23.2 does not add the older tags a machine also accepts
 PLATFORM_TAGS = {
-    "linux": [f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)] + ["manylinux2014_x86_64",
-                                                                            "manylinux2010_x86_64", "manylinux1_x86_64"],
+    "linux": [f"manylinux_2_{minor}_x86_64" for minor in range(28, 4, -1)]
+    + ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"],
     "darwin": [f"macosx_{major}_0_{arch}" for major in range(14, 10, -1) for arch in ("arm64", "universal2")]
     + [f"macosx_10_{minor}_universal2" for minor in range(16, 8, -1)],
     "win32": ["win_amd64"],
@@ -209,3 +210,22 @@ def test_uv_looks_where_pip_is_configured_to_look():
         "--find-links", "/srv/w2", "--index-strategy", "unsafe-best-match"]
     assert pins.uv_args(sources, torch_index="https://unresolvable.invalid/whl/cpu")[-2:] == [
         "--index-strategy", "unsafe-best-match"]  # an index that cannot be reached is left out: uv would fail on it
+
+
+def test_uv_resolves_the_lock_from_where_pip_looks(tmp_path):
+    """`make` installs the lock with uv, which reads no pip.conf: with `pins.uv_args` (pip's find-links and indexes)
+    it resolves every pin, torch's CPU build included, which here only pip's find-links folder holds (a dry run into
+    an empty venv: nothing is installed). The uv that `make` put in the venv, else one on PATH."""
+    uv = Path(sys.executable).parent / "uv"
+    uv = str(uv) if uv.exists() else shutil.which("uv")
+    if uv is None:
+        pytest.skip("no uv here (`make` installs it into .venv)")
+    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(tmp_path / "venv")], check=True)
+    proc = subprocess.run([uv, "pip", "install", "--dry-run", "--python", str(tmp_path / "venv" / "bin" / "python"),
+                           "-r", str(pins.LOCK), *pins.uv_args()], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "cache")})
+    if proc.returncode != 0 and "dns error" in proc.stderr and "pypi.org" in proc.stderr:
+        pytest.skip("PyPI cannot be reached")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    would = dict(re.findall(r"^ \+ (\S+)==(\S+)$", proc.stderr, re.M))
+    assert {pins.normalise(name): version for name, version in would.items()} == pins.read_pins(pins.LOCK)
