@@ -20,7 +20,7 @@ sandbox: .venv/installed
 release: .venv/installed
 	$(PY) -m autograder release
 
-# The lock is installed by uv (from PyPI, its version pinned): 4x faster than pip here (docs/benchmark.md, "pip or uv");
+# The lock is installed by uv (from PyPI, its version pinned): in half of pip's time here (docs/benchmark.md, pip or uv);
 # `make INSTALLER=pip` installs with pip. uv reads no pip.conf: `python -m autograder.pins uv-args` hands it the
 # find-links and indexes pip is configured with (this machine: torch's CPU wheel in a local folder), PyTorch's CPU
 # index where it can be reached, and pip's choice among indexes. Bytecode is compiled, as pip does: the sandboxed
