@@ -20,7 +20,21 @@ sandbox: .venv/installed
 release: .venv/installed
 	$(PY) -m autograder release
 
+# The lock is installed by uv (from PyPI, its version pinned): in half of pip's time here (docs/benchmark.md, pip or uv);
+# `make INSTALLER=pip` installs with pip. uv reads no pip.conf: `python -m autograder.pins uv-args` hands it the
+# find-links and indexes pip is configured with (this machine: torch's CPU wheel in a local folder), PyTorch's CPU
+# index where it can be reached, and pip's choice among indexes. Bytecode is compiled, as pip does: the sandboxed
+# kernel cannot write the venv's __pycache__.
+INSTALLER ?= uv
+UV_VERSION := 0.13.8
+
 .venv/installed: pyproject.toml requirements.lock
 	$(BASE_PYTHON) -m venv .venv
+ifeq ($(INSTALLER),uv)
+	$(PY) -m pip install --quiet uv==$(UV_VERSION)
+	.venv/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock \
+		$$($(PY) -m autograder.pins uv-args)
+else
 	$(PY) -m pip install --quiet -r requirements.lock
+endif
 	touch $@

@@ -204,9 +204,10 @@ def write_report(out: Path, assignment, rows: list[tuple[str, dict]], roster: li
 # ------------------------------------------------------------------------------------------------ Gradescope zip
 SETUP_SH = r"""#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu; the zip is in /autograder/source).
-# It installs the exact versions the course was tested with (requirements.lock pins every package, torch 2.13.0 as
-# its CPU build torch==2.13.0+cpu, which only PyTorch's CPU index serves), on the Python that pyproject promises and
-# tests/test_pins.py checks every pin against: CPython @PYTHON@, a final release.
+# It installs what grading this assignment needs (requirements.txt: the grader's packages and the assignment's, with
+# what they need, at the exact versions of the course's requirements.lock; torch 2.13.0 as its CPU build
+# torch==2.13.0+cpu, which only PyTorch's CPU index serves; no nbgrader, JupyterLab or pytest), on the Python that
+# pyproject promises and tests/test_pins.py checks every pin against: CPython @PYTHON@, a final release.
 #
 # Python does not come from the image's apt: Ubuntu 22.04 ships 3.10 (its python3.11 is a 3.11.0 release
 # candidate) and 24.04 ships 3.12. In order:
@@ -214,8 +215,8 @@ SETUP_SH = r"""#!/usr/bin/env bash
 #      build) installs a standalone CPython build (python-build-standalone), whatever the Ubuntu release;
 #   2. else the deadsnakes PPA (Ubuntu's usual source of other Python versions), through apt;
 #   3. else a final python@PYTHON@ already on the image.
-# Each is checked: a final CPython @PYTHON@ with venv and ensurepip. Then a venv in $ROOT/venv gets the lock, and
-# the reference solution is graded once: the build fails unless it gets full marks, and the reference's learning
+# Each is checked: a final CPython @PYTHON@ with venv and ensurepip. Then a venv in $ROOT/venv gets requirements.txt,
+# and the reference solution is graded once: the build fails unless it gets full marks, and the reference's learning
 # curves for the feedback figures are cached in the image.
 # AUTOGRADER_ROOT, AUTOGRADER_SETUP_PYTHON (skip getting Python: use this interpreter), AUTOGRADER_TORCH_INDEX
 # (another index for torch's CPU build; empty: pip's own configuration) and AUTOGRADER_SETUP_ONLY_PYTHON (stop once
@@ -271,12 +272,20 @@ fi
 "$PY" -c 'import sys; print("setup.sh: Python", sys.version.split()[0], sys.executable)'
 if [ -n "${AUTOGRADER_SETUP_ONLY_PYTHON:-}" ]; then exit 0; fi  # a test of the steps above
 
+# The student's kernel must be able to run this Python at the level it will get: without user namespaces (Gradescope)
+# it runs as an unprivileged uid of its own, which cannot run an interpreter under a 0700 home (/root/.pyenv). Checked
+# before anything is installed, then on the venv with what the kernel imports, with the level course.toml requires;
+# each stops the build with a message that names the fix (autograder/setup_check.py).
+PYTHONPATH="$SOURCE" "$PY" -m autograder.setup_check
 "$PY" -m venv "$ROOT/venv"
-"$ROOT/venv/bin/python" -m pip install --no-cache-dir -r "$SOURCE/requirements.lock" \
+"$ROOT/venv/bin/python" -m pip install --no-cache-dir -r "$SOURCE/requirements.txt" \
   ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
 "$ROOT/venv/bin/python" -c 'import torch; print("setup.sh: torch", torch.__version__)'
+PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder.setup_check --import ipykernel \
+  --config "$SOURCE/course.toml" --assignment @ASSIGNMENT@
 
-# The image must grade: the reference solution, graded as a submission, gets full marks.
+# The image must grade: the reference solution, graded as a submission at the isolation level found above (the same
+# probe run_autograder's grades make), gets full marks.
 check="$(mktemp -d)"
 cd "$SOURCE"
 OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --config "$SOURCE/course.toml" \
@@ -285,7 +294,8 @@ OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --c
 import json, sys
 results = json.load(open(sys.argv[1]))
 full = sum(t["max_score"] for t in results["tests"])
-print(f"setup.sh: the reference solution got {results['score']:g} / {full:g}")
+level = results.get("extra_data", {}).get("isolation", {}).get("level")
+print(f"setup.sh: the reference solution got {results['score']:g} / {full:g} at isolation level {level!r}")
 sys.exit(results["score"] < full or full == 0)
 EOF
 rm -rf "$check"
@@ -336,6 +346,17 @@ def setup_script(assignment) -> str:
     return re.sub("|".join(values), lambda m: values[m.group(0)], SETUP_SH)
 
 
+def grader_requirements(assignment) -> str:
+    """The zip's requirements.txt: what grading ``assignment`` needs, pinned as in the course's lock
+    (``pins.grader_requirements``)."""
+    from autograder import pins
+
+    return (f"# What grading {assignment.id} needs: the grader's packages and the assignment's student_packages, with "
+            "what they need,\n# pinned as in the course's requirements.lock (made by `gradescope-zip`; setup.sh "
+            "installs it).\n" + pins.grader_requirements(list(assignment.student_packages),
+                                                           assignment.root / "requirements.lock"))
+
+
 def only_assignment(text: str, assignment_id: str) -> str:
     """course.toml with the tables of one assignment only (and ``[course]``): the zip ships one assignment's
     content, so the others' tables would name folders it does not have."""
@@ -357,7 +378,7 @@ def _zip_entries(config_path: Path, course, assignment) -> dict[str, bytes | Pat
         "setup.sh": setup_script(assignment).encode(),
         "run_autograder": RUN_AUTOGRADER.replace("@ASSIGNMENT@", assignment.id).encode(),
         "course.toml": only_assignment(Path(config_path).read_text(), assignment.id).encode(),
-        "requirements.lock": config.ROOT / "requirements.lock",
+        "requirements.txt": grader_requirements(assignment).encode(),
         "pyproject.toml": config.ROOT / "pyproject.toml",
     }
     content = [(folder, f"{folder.parent.relative_to(course.root).as_posix()}/{folder.name}")

@@ -122,7 +122,8 @@ def record_public(assignment) -> dict:
     return {"assignment": assignment.id, "title": assignment.title, "content": assignment.content.name,
             "setup_cell": assignment.setup_cell, "setup_source": setup,
             "graded_cells": list(assignment.graded_cells), "checks": entries,
-            "hidden": [c.title for c in assignment.checks if not c.public]}
+            "hidden": [{"name": c.name, "title": c.title, "functions": list(c.functions)}
+                       for c in assignment.checks if not c.public]}
 
 
 def short(value):

@@ -221,20 +221,33 @@ def run_autograder(source: Path, root: Path, submission: dict[str, Path], checks
 
 def test_zip_has_gradescopes_layout_and_a_valid_setup(gradescope_source, assignment):
     names = {p.relative_to(gradescope_source).as_posix() for p in gradescope_source.rglob("*") if p.is_file()}
-    assert {"setup.sh", "run_autograder", "course.toml", "requirements.lock", "pyproject.toml",
+    assert {"setup.sh", "run_autograder", "course.toml", "requirements.txt", "pyproject.toml",
             "autograder/__main__.py", "autograder/grade.py", f"source/{assignment.id}/{assignment.notebook}",
             f"release/{assignment.id}/{assignment.notebook}"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     setup = gradescope_source / "setup.sh"
     assert subprocess.run(["bash", "-n", str(setup)], capture_output=True).returncode == 0
     text = setup.read_text()
-    assert "requirements.lock" in text and "torch 2.13.0" in text
+    assert '-m pip install --no-cache-dir -r "$SOURCE/requirements.txt"' in text and "torch 2.13.0" in text
     assert 'TORCH_INDEX="${AUTOGRADER_TORCH_INDEX-https://download.pytorch.org/whl/cpu}"' in text
     assert 'uv/0.13.9/install.sh' in text and 'python install "3.11"' in text and "ppa:deadsnakes/ppa" in text
     assert 'sys.version_info[:2] == (3, 11) and sys.version_info.releaselevel == "final"' in text
-    assert "torch==2.13.0" in (gradescope_source / "requirements.lock").read_text()
+    assert "requirements.lock" not in names  # the image installs what grading needs, not the whole lock
     assert subprocess.run(["bash", "-n", str(gradescope_source / "run_autograder")]).returncode == 0
     assert "--no-html" not in (gradescope_source / "run_autograder").read_text()
+
+
+def test_the_image_installs_what_grading_the_lecture_part_needs_and_no_more(gradescope_source, assignment):
+    """The zip's requirements.txt: the grader's packages, the assignment's student_packages and their dependencies at
+    the lock's versions; no JupyterLab, pytest, nbgrader or MuJoCo for the lecture part (1.5 GB of venv before)."""
+    from autograder import pins
+
+    theirs, lock = pins.read_pins(gradescope_source / "requirements.txt"), pins.read_pins(pins.LOCK)
+    assert theirs == {name: lock[name] for name in theirs} and theirs["torch"] == "2.13.0+cpu"
+    assert {"nbformat", "nbclient", "ipykernel", "tqdm", "numpy", "matplotlib", "gymnasium"} <= set(theirs)
+    unwanted = {"jupyterlab", "notebook", "nbgrader", "pytest", "xmlschema", "mujoco", "gymnasium-robotics"}
+    assert not unwanted & set(theirs) and not [n for n in theirs if n.startswith(("jupyterlab", "pytest"))]
+    assert len(theirs) < len(lock) / 2
 
 
 def test_run_autograder_gives_the_reference_full_marks(gradescope_source, assignment, tmp_path):

@@ -70,7 +70,8 @@ def test_record_holds_no_reference_code(assignment, record):
     assert not list(assignment.release.parent.rglob("mistakes.py")) and "autograder" not in shipped
     text = json.dumps(record)
     assert not [line for line in solution_lines(assignment.source) if len(line) > 12 and line in text]
-    assert record["hidden"] == ["reinforce_loss: a baseline lowers the variance of the gradient estimate"]
+    assert record["hidden"] == [{"name": "baseline_reduces_variance", "functions": ["reinforce_loss"],
+                                 "title": "reinforce_loss: a baseline lowers the variance of the gradient estimate"}]
 
 
 def test_leak_check_covers_the_shipped_files(assignment, release_copy):
@@ -112,6 +113,27 @@ def test_cli_names_the_mistake_of_one_part(assignment, release_copy):
     assert "✗ failed  discounted_returns: G_t" in proc.stdout and hint in proc.stdout
     assert "expected: [2.75, 3.5 , 3.  ]" in proc.stdout
     assert "pg_loss" not in proc.stdout  # only the part asked for
+    # the grader-only check of reinforce_loss (a baseline lowers the variance) is not this part's
+    assert "a baseline lowers the variance" not in proc.stdout and "Grader-only checks" not in proc.stdout
+    assert "Public checks for Week 3: Policy Gradients: 3 checks." in proc.stdout
+    assert "runs 30 random cases of these functions" in proc.stdout and "(2 points when graded)" in proc.stdout
+
+
+def test_wording_counts_one_point_one_check_and_a_parts_own_hidden_checks(record):
+    """"1 point", not "1 points"; a part's header names the grader-only checks of that part only."""
+    one = public.report(public.checks.CheckResult("x", "x: learns", 1, 1, "Passed."))
+    assert "(1 point when graded)" in one and "(2 points when graded)" in public.report(
+        public.checks.CheckResult("y", "y: exact", 0, 2, "Wrong."))
+    assert "(0.5 points when graded)" in public.report(public.checks.CheckResult("z", "z", 0, 0.5, "Wrong."))
+    baseline = "reinforce_loss: a baseline lowers the variance of the gradient estimate"
+    for part, listed in (("discounted_returns", False), ("reinforce_loss", True), (None, True),
+                         ("baseline_reduces_variance", True), ("pg_loss_exact", False)):
+        text = public.header(record, public.selected(record, part) if part != "baseline_reduces_variance" else [],
+                             part)
+        assert (baseline in text) == listed, (part, text)
+    text = public.header(record, public.selected(record, "bandit_table_learns"), "bandit_table_learns")
+    assert ": 1 check. " in text and "check(s)" not in text
+    assert ": 9 checks. " in public.header(record, public.selected(record, None))
 
 
 def test_cli_reports_a_broken_cell_and_a_missing_record(assignment, release_copy):

@@ -98,19 +98,33 @@ def selected(record: dict, part: str | None) -> list[dict]:
     return chosen
 
 
-def header(record: dict, chosen: list[dict]) -> str:
+def counted(n: float, word: str) -> str:
+    """``1 point``, ``2 points``, ``0.5 points``: a number and its noun, singular only for exactly one."""
+    return f"{n:g} {word}" + ("" if n == 1 else "s")
+
+
+def grader_only(record: dict, part: str | None = None) -> list[str]:
+    """Titles of the grader-only checks of ``part`` (a graded function or check name; None: all of them)."""
+    return [h["title"] for h in record["hidden"]
+            if part is None or part == h["name"] or part in h["functions"]]
+
+
+def header(record: dict, chosen: list[dict], part: str | None = None) -> str:
+    """What the run covers: the public checks ``chosen`` (those of ``part``), and the grader-only checks of the same
+    part, never another part's."""
     hidden = sum(e["settings"].get("random_cases", 0) for e in chosen)
-    others = "".join(f"\n  - {title}" for title in record["hidden"])
-    return (f"Public checks for {record['title']}: {len(chosen)} check(s). These are the grader's own rules and "
-            "messages on the public cases: the fixed inputs of each function and the training runs on the grading "
-            f"seeds.\nHidden checks exist: the grader also runs {hidden} random cases of these functions that are not "
-            "here, so a pass here does not guarantee full marks." + (f" Grader-only checks:{others}" if others else ""))
+    others = "".join(f"\n  - {title}" for title in grader_only(record, part))
+    return (f"Public checks for {record['title']}: {counted(len(chosen), 'check')}. These are the grader's own rules "
+            "and messages on the public cases: the fixed inputs of each function and the training runs on the grading "
+            f"seeds.\nHidden checks exist: the grader also runs {counted(hidden, 'random case')} of these functions "
+            "that are not here, so a pass here does not guarantee full marks."
+            + (f" Grader-only checks:{others}" if others else ""))
 
 
 def report(result: checks.CheckResult) -> str:
     mark = "✓ passed" if result.passed else "✗ failed"
-    lines = [f"{mark}  {result.title}  ({result.max_score:g} points when graded)", "   " + result.output.replace(
-        "\n", "\n   ")]
+    lines = [f"{mark}  {result.title}  ({counted(result.max_score, 'point')} when graded)",
+             "   " + result.output.replace("\n", "\n   ")]
     for wrong in result.data.get("wrong", []):
         lines.append(f"   · input: {wrong['case']}\n     expected: {wrong['expected']}\n     yours:    {wrong['got']}")
     return "\n".join(lines)
@@ -124,9 +138,10 @@ def figure_png(entry: dict, record: dict, result: checks.CheckResult, extra: dic
     return plots.png(figure)
 
 
-def run_all(record: dict, chosen: list[dict], namespace: dict, show, notes: list[str] = ()) -> bool:
+def run_all(record: dict, chosen: list[dict], namespace: dict, show, notes: list[str] = (),
+            part: str | None = None) -> bool:
     """Print the header, each check's verdict and message, and ``show(name, png)`` its figure. True if all passed."""
-    print(header(record, chosen) + "\n")
+    print(header(record, chosen, part) + "\n")
     for note in notes:
         print(f"note: {note}")
     passed = True
@@ -165,7 +180,7 @@ def check(part: str | None = None, namespace: dict | None = None) -> bool:
             return
         display(Image(data=image))
 
-    return run_all(record, chosen, fresh, show, notes)
+    return run_all(record, chosen, fresh, show, notes, part)
 
 
 def cell_source(function) -> str | None:
@@ -250,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.plots / f"{name}.png").write_bytes(image)
         print(f"   figure: {args.plots / (name + '.png')}")
 
-    return 0 if run_all(record, chosen, namespace, save, problems) else 1
+    return 0 if run_all(record, chosen, namespace, save, problems, args.part) else 1
 
 
 if __name__ == "__main__":
