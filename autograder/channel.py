@@ -105,9 +105,11 @@ def _connect_once(folder: str, name: str, path: str, end: float) -> socket.socke
 class Channel:
     """Calls to the functions a kernel serves: ``Channel(path).call("f", x)``. One call at a time."""
 
-    def __init__(self, path: str, timeout: float = 10.0, limits: Limits = Limits(), connect_timeout: float = 10.0):
+    def __init__(self, path: str | None, timeout: float = 10.0, limits: Limits = Limits(),
+                 connect_timeout: float = 10.0, sock: socket.socket | None = None):
+        """Connect to the socket at ``path``, or use ``sock``, a connected stream socket (a socketpair's end)."""
         self.path, self.timeout, self.limits = path, timeout, limits
-        self.sock = connect_socket(path, connect_timeout)
+        self.sock = sock if sock is not None else connect_socket(path, connect_timeout)
         self.reader = FrameReader(self.sock, limits)
         self.next_id = 0
         self.closed: str | None = None  # why the channel is closed, once it is
@@ -244,9 +246,10 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
                                 function=fn, type_="ContractError")
             ctx.shapes = [t.shape for t in tensors]
             ctx.dtypes = [t.dtype for t in tensors]
+            out = value.detach()
             if not value.requires_grad:
-                ctx.mark_non_differentiable(value)
-            return value.detach()
+                ctx.mark_non_differentiable(out)
+            return out
 
         @staticmethod
         @torch.autograd.function.once_differentiable

@@ -141,7 +141,7 @@ class Encoder:
         offset = -self.size % ALIGN + self.size
         if offset > self.size:
             self.buffers.append(bytes(offset - self.size))
-        self.buffers.append(memoryview(data).cast("B"))
+        self.buffers.append(data.reshape(-1).view(np.uint8))  # its bytes (0-d and empty arrays too), not copied
         self.size = offset + data.nbytes
         if self.size > self.limits.body_bytes:
             raise Oversized(f"more than {self.limits.body_bytes} bytes of arrays in one message")
