@@ -234,9 +234,26 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
     """
     import torch
 
+    slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
+    if not slots:
+        return channel.call(fn, *args, timeout=timeout)
+    return _remote().apply((channel, fn, args, slots, timeout), *(args[i] for i in slots))
+
+
+_REMOTE = None
+
+
+def _remote():
+    """The ``torch.autograd.Function`` of a remote call, made once (torch is imported when a gradient crosses)."""
+    global _REMOTE
+    if _REMOTE is not None:
+        return _REMOTE
+    import torch
+
     class Remote(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, *tensors):
+        def forward(ctx, how, *tensors):
+            channel, fn, args, slots, timeout = how
             sent = list(args)
             for i, t in zip(slots, tensors):
                 sent[i] = t.detach().requires_grad_(True)
@@ -244,6 +261,7 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
                 raise CallError("Raised", f"the result is {type(value).__name__}, not a float tensor",
                                 function=fn, type_="ContractError")
+            ctx.how = how
             ctx.shapes = [t.shape for t in tensors]
             ctx.dtypes = [t.dtype for t in tensors]
             out = value.detach()
@@ -254,13 +272,12 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx, upstream):
+            channel, fn, _, _, timeout = ctx.how
             grads = channel.vjp(ctx.call, upstream.contiguous(), ctx.shapes, fn, timeout)
-            return tuple(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
+            return (None, *(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)))
 
-    slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
-    if not slots:
-        return channel.call(fn, *args, timeout=timeout)
-    return Remote.apply(*(args[i] for i in slots))
+    _REMOTE = Remote
+    return Remote
 
 
 def start(kernel, name: str = SOCKET_NAME, timeout: float = 10.0, limits: Limits = Limits()) -> Channel:

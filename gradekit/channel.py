@@ -36,6 +36,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ PREFIX = struct.Struct("<II")  # header length, body length
 DTYPES = {"float32": "<f4", "float64": "<f8", "int64": "<i8", "int32": "<i4", "bool": "|b1"}
 NUMPY_NAMES = {np.dtype(code): name for name, code in DTYPES.items()}
 ALIGN = 8
+DUMPS = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps with arguments makes one a call
 KEPT_GRAPHS = 256  # graphs of calls whose gradient has not been asked yet, kept by the kernel (the oldest dropped)
 
 
@@ -130,7 +132,9 @@ class Encoder:
         raise Unsupported(f"a dict key of type {type(k).__name__} cannot cross the channel")
 
     def array(self, a: np.ndarray, kind: str, grad: bool):
-        name = NUMPY_NAMES.get(a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype)
+        name = NUMPY_NAMES.get(a.dtype)
+        if name is None and a.dtype.byteorder == ">":
+            name = NUMPY_NAMES.get(a.dtype.newbyteorder("<"))
         if name is None:
             raise Unsupported(f"arrays of dtype {a.dtype} cannot cross the channel (allowed: {', '.join(DTYPES)})")
         if len(self.buffers) >= self.limits.arrays:
@@ -153,7 +157,7 @@ def encode(message: dict, limits: Limits = Limits()) -> tuple[list, list]:
     encoder = Encoder(limits)
     header = {k: (encoder.value(v) if k in ("args", "ok", "after", "grad") else v) for k, v in message.items()}
     try:
-        text = json.dumps(header, separators=(",", ":")).encode()
+        text = DUMPS(header).encode()
     except ValueError as exc:  # an integer of more digits than Python converts
         raise Unsupported(str(exc)[:200]) from None
     if len(text) > limits.header_bytes:
@@ -251,7 +255,7 @@ def send(sock: socket.socket, parts: list) -> None:
 
 class FrameReader:
     """Reads frames from a stream socket, as few ``recv`` calls as it takes (a small frame: one). ``frame`` returns
-    (header bytes, body bytearray); raises ``EOFError`` (closed), ``TimeoutError`` (past ``deadline``, a
+    (header bytes, body bytearray of its own); raises ``EOFError`` (closed), ``TimeoutError`` (past ``deadline``, a
     ``time.monotonic()``; ``partial`` says whether part of a frame had arrived) or ``Oversized`` (the prefix announces
     more than ``limits``: nothing more is read)."""
 
@@ -259,46 +263,56 @@ class FrameReader:
 
     def __init__(self, sock: socket.socket, limits: Limits = Limits()):
         self.sock, self.limits = sock, limits
-        self.pending = bytearray()  # bytes received past the last frame
+        self.buffer = bytearray(self.CHUNK)  # reused: what a recv brings, up to a whole small frame
+        self.start = self.end = 0  # the bytes of the buffer not yet returned
         self.partial = False
 
-    def _fill(self, buffer: bytearray, got: int, need: int, deadline: float | None) -> int:
-        import time
-
-        view = memoryview(buffer)
-        while got < need:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                self.sock.settimeout(left)
-            try:
-                k = self.sock.recv_into(view[got:], len(buffer) - got)
-            except socket.timeout:
-                raise TimeoutError from None
-            if k == 0:
-                raise EOFError
-            got += k
-            self.partial = True
-        return got
+    def _recv(self, view: memoryview, deadline: float | None) -> int:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+        try:
+            k = self.sock.recv_into(view)
+        except socket.timeout:
+            raise TimeoutError from None
+        if k == 0:
+            raise EOFError
+        self.partial = True
+        return k
 
     def frame(self, deadline: float | None = None) -> tuple[bytes, bytearray]:
-        self.partial = bool(self.pending)
-        buffer = bytearray(max(self.CHUNK, len(self.pending)))
-        got = len(self.pending)
-        buffer[:got] = self.pending
-        got = self._fill(buffer, got, PREFIX.size, deadline)
-        head_len, body_len = PREFIX.unpack_from(buffer)
+        self.partial = self.end > self.start
+        if self.start and self.end - self.start < PREFIX.size:  # room for a prefix: move what is left to the front
+            self.buffer[:self.end - self.start] = self.buffer[self.start:self.end]
+            self.start, self.end = 0, self.end - self.start
+        view = memoryview(self.buffer)
+        while self.end - self.start < PREFIX.size:
+            self.end += self._recv(view[self.end:], deadline)
+        head_len, body_len = PREFIX.unpack_from(self.buffer, self.start)
         if head_len > self.limits.header_bytes or body_len > self.limits.body_bytes:
             raise Oversized(f"a frame of {head_len} + {body_len} bytes (at most {self.limits.header_bytes} + "
                             f"{self.limits.body_bytes})")
         need = PREFIX.size + head_len + body_len
-        if len(buffer) < need:
-            buffer.extend(bytes(need - len(buffer)))
-        got = self._fill(buffer, got, need, deadline)
-        self.pending = buffer[need:got]
-        view = memoryview(buffer)
-        return bytes(view[PREFIX.size:PREFIX.size + head_len]), bytearray(view[PREFIX.size + head_len:need])
+        if self.start + need <= len(self.buffer):  # it fits the buffer: read it there
+            while self.end - self.start < need:
+                self.end += self._recv(view[self.end:], deadline)
+            at = self.start + PREFIX.size
+            header = bytes(view[at:at + head_len])
+            body = bytearray(view[at + head_len:self.start + need])
+            self.start += need
+            if self.start == self.end:
+                self.start = self.end = 0
+            return header, body
+        frame = bytearray(need)  # larger: a buffer of its own, exactly its size (nothing past it is read)
+        have = self.end - self.start
+        frame[:have] = view[self.start:self.end]
+        self.start = self.end = 0
+        out = memoryview(frame)
+        while have < need:
+            have += self._recv(out[have:], deadline)
+        return bytes(out[PREFIX.size:PREFIX.size + head_len]), bytearray(out[PREFIX.size + head_len:])
 
 
 # ------------------------------------------------------------------------------------------------------- the server
@@ -311,8 +325,6 @@ class Server:
 
     def answer(self, header: dict, body: bytearray) -> dict:
         """One request's answer (a message for ``encode``): never raises for anything the student's code does."""
-        from gradekit.protocol import describe
-
         ident = header.get("id")
         try:
             if header.get("op") == "vjp":
@@ -331,6 +343,8 @@ class Server:
         except WireError as exc:
             return {"id": ident, "error": {"type": exc.kind, "message": str(exc), "where": "", "function": ""}}
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - anything the student's code raises is data
+            from gradekit.protocol import describe
+
             return {"id": ident, "error": describe(exc)}
 
     def keep(self, ident, args, result) -> None:
