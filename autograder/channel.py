@@ -50,6 +50,7 @@ class CallError(Exception):
 class Reply:
     value: object
     after: list = field(default_factory=list)  # the state after the call of the arguments named in ``back``
+    grads: list | None = None  # a kept one-number result's gradients for an upstream 1
 
 
 def socket_paths(box, name: str = SOCKET_NAME) -> tuple[str, str]:
@@ -195,27 +196,38 @@ class Channel:
         try:
             value = decoder.value(header["ok"])
             after = decoder.value(header.get("after", []))
+            grads = decoder.value(header["grads"]) if "grads" in header else None
         except WireError as exc:
             raise CallError(exc.kind, str(exc), function=fn) from None
         except RecursionError:
             raise CallError("Malformed", "values nested too deep", function=fn) from None
         if not isinstance(after, list) or len(after) != n_after:
             raise CallError("Malformed", f"{n_after} argument states expected after the call", function=fn)
-        return Reply(value, after)
+        return Reply(value, after, grads)
 
     # ---------------------------------------------------------------------------------------------- gradients
-    def call_keep(self, fn: str, args: list, timeout: float | None = None) -> tuple[int, object]:
-        """``fn(*args)`` with the kernel keeping the graph of its tensor result: (the call's id, the value)."""
+    def call_keep(self, fn: str, args: list, timeout: float | None = None) -> tuple[int, object, list | None]:
+        """``fn(*args)`` with the kernel keeping the graph of its tensor result: (the call's id, the value, and for a
+        one-number result the gradients for an upstream 1, checked as ``vjp``'s, else None)."""
+        import torch
+
         reply = self.request({"op": "call", "fn": fn, "args": args, "keep": True}, timeout)
-        return self.next_id, reply.value
+        ident, grads = self.next_id, reply.grads
+        if grads is not None:
+            shapes = [a.shape for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+            grads = self.checked_grads(grads, shapes, fn)
+        return ident, reply.value, grads
 
     def vjp(self, of: int, upstream, shapes: list, fn: str = "", timeout: float | None = None) -> list:
         """The gradient of call ``of``'s result with respect to each of its argument tensors that required grad,
         given the ``upstream`` gradient of the result: a float tensor of each shape in ``shapes``, or None."""
+        reply = self.request({"op": "vjp", "of": of, "grad": [upstream], "fn": fn}, timeout)
+        return self.checked_grads(reply.value, shapes, fn)
+
+    @staticmethod
+    def checked_grads(grads, shapes: list, fn: str) -> list:
         import torch
 
-        reply = self.request({"op": "vjp", "of": of, "grad": [upstream], "fn": fn}, timeout)
-        grads = reply.value
         if not isinstance(grads, list) or len(grads) != len(shapes):
             raise CallError("Malformed", f"{len(shapes)} gradients expected", function=fn)
         for g, shape in zip(grads, shapes):
@@ -223,7 +235,7 @@ class Channel:
                                       and tuple(g.shape) == tuple(shape)):
                 raise CallError("Malformed", f"a gradient that is not a float tensor of shape {tuple(shape)}",
                                 function=fn)
-        return grads
+        return [None if g is None else g.detach() for g in grads]
 
 
 def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
@@ -257,7 +269,7 @@ def _remote():
             sent = list(args)
             for i, t in zip(slots, tensors):
                 sent[i] = t.detach().requires_grad_(True)
-            ctx.call, value = channel.call_keep(fn, sent, timeout)
+            ctx.call, value, ctx.grads = channel.call_keep(fn, sent, timeout)
             if not isinstance(value, torch.Tensor) or not value.is_floating_point():
                 raise CallError("Raised", f"the result is {type(value).__name__}, not a float tensor",
                                 function=fn, type_="ContractError")
@@ -273,7 +285,10 @@ def _remote():
         @torch.autograd.function.once_differentiable
         def backward(ctx, upstream):
             channel, fn, _, _, timeout = ctx.how
-            grads = channel.vjp(ctx.call, upstream.contiguous(), ctx.shapes, fn, timeout)
+            if ctx.grads is not None and upstream.numel() == 1 and bool(upstream.reshape(()) == 1):
+                grads = ctx.grads  # what the kernel computed for loss.backward(): no second round trip
+            else:
+                grads = channel.vjp(ctx.call, upstream.contiguous(), ctx.shapes, fn, timeout)
             return (None, *(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)))
 
     _REMOTE = Remote

@@ -22,7 +22,8 @@ its answer ``{"id": n, "ok": value, "after": [state of args[i] after the call, f
 ``{"id": n, "error": {"type", "message", "where", "function"}}``. With ``keep``, the kernel keeps the graph of the
 call's tensor result; ``{"op": "vjp", "id": m, "of": n, "grad": [upstream gradient]}`` then answers
 ``{"id": m, "ok": [gradient of the result with respect to each argument tensor that required grad, or null]}``: the
-vector-Jacobian product, and the graph is dropped.
+vector-Jacobian product, and the graph is dropped. A result that is one number comes with ``"grads"``, the same
+gradients for an upstream gradient of 1 (what ``loss.backward()`` asks): a loss's step is one round trip, not two.
 
 Generic: no assignment's content is named here. torch is imported only when a tensor crosses.
 """
@@ -155,7 +156,8 @@ class Encoder:
 def encode(message: dict, limits: Limits = Limits()) -> tuple[list, list]:
     """A message as the buffers of one frame (prefix, header, body parts), and the tensors it holds."""
     encoder = Encoder(limits)
-    header = {k: (encoder.value(v) if k in ("args", "ok", "after", "grad") else v) for k, v in message.items()}
+    header = {k: (encoder.value(v) if k in ("args", "ok", "after", "grad", "grads") else v)
+              for k, v in message.items()}
     try:
         text = DUMPS(header).encode()
     except ValueError as exc:  # an integer of more digits than Python converts
@@ -338,7 +340,9 @@ class Server:
             result = fn(*args)  # (autograd is on: this thread's grad mode is torch's default)
             answer = {"id": ident, "fn": name, "ok": result, "after": [args[i] for i in header.get("back", [])]}
             if header.get("keep"):
-                self.keep(ident, args, result)
+                grads = self.keep(ident, args, result)
+                if grads is not None:
+                    answer["grads"] = grads
             return answer
         except WireError as exc:
             return {"id": ident, "error": {"type": exc.kind, "message": str(exc), "where": "", "function": ""}}
@@ -347,14 +351,19 @@ class Server:
 
             return {"id": ident, "error": describe(exc)}
 
-    def keep(self, ident, args, result) -> None:
+    def keep(self, ident, args, result) -> list | None:
+        """Keep the graph of a result that requires grad; for a one-number result, its gradients for an upstream 1."""
         import torch
 
-        if isinstance(result, torch.Tensor) and result.requires_grad:
-            leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-            self.graphs[ident] = (leaves, result)
-            while len(self.graphs) > KEPT_GRAPHS:
-                del self.graphs[next(iter(self.graphs))]
+        if not (isinstance(result, torch.Tensor) and result.requires_grad):
+            return None
+        leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+        self.graphs[ident] = (leaves, result)
+        while len(self.graphs) > KEPT_GRAPHS:
+            del self.graphs[next(iter(self.graphs))]
+        if result.numel() != 1 or not leaves:
+            return None
+        return list(torch.autograd.grad(result, leaves, retain_graph=True, allow_unused=True))
 
     def vjp(self, header: dict, body: bytearray) -> list:
         import torch

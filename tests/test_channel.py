@@ -198,9 +198,9 @@ def test_a_result_that_cannot_cross_is_that_calls_error(served, kind):
 
 
 # ------------------------------------------------------------------------------------------------ gradients
-def trusted_training(loss, steps: int = 40, seed: int = 0):
+def trusted_training(loss, steps: int = 40, seed: int = 0, scale: float = 1.0):
     """A trusted loop: a policy network and a value network (the baseline), Adam, sampling from a torch Generator,
-    one update a step through ``loss(log_probs, returns, baseline)``. Returns both networks' parameters."""
+    one update a step through ``scale * loss(log_probs, returns, baseline)``. Returns both networks' parameters."""
     torch.manual_seed(seed)
     policy = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
     value = torch.nn.Linear(4, 1)
@@ -214,19 +214,24 @@ def trusted_training(loss, steps: int = 40, seed: int = 0):
         returns = torch.randn(8, generator=generator)
         baseline = value(states).squeeze(-1)
         optimiser.zero_grad()
-        loss(log_probs, returns, baseline).backward()
+        total = loss(log_probs, returns, baseline)
+        (total if scale == 1.0 else scale * total).backward()
         optimiser.step()
     return [p.detach().clone() for p in [*policy.parameters(), *value.parameters()]]
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.5])
 @pytest.mark.parametrize("name", ["loss_detached", "loss_leaky"])
-def test_a_trusted_loop_trains_to_the_same_bits_through_the_channel(served, here, name):
+def test_a_trusted_loop_trains_to_the_same_bits_through_the_channel(served, here, name, scale):
     """The same loop, its loss computed in the kernel (forward: the value; backward: the kernel's vector-Jacobian
-    product), ends with parameters equal to the bit to the loop calling the function in-process: for the policy,
-    and for the value network, which only the leaky loss trains (no gradient through the advantages is observable
-    from the trusted side)."""
-    remote = trusted_training(lambda *a: remote_grad(served, name, *a))
-    local = trusted_training(here[name])
+    product, computed with the value for an upstream 1, asked for in a second round trip for 0.5), ends with
+    parameters equal to the bit to the loop calling the function in-process: for the policy, and for the value
+    network, which only the leaky loss trains (no gradient through the advantages is observable from the trusted
+    side)."""
+    calls = served.next_id
+    remote = trusted_training(lambda *a: remote_grad(served, name, *a), scale=scale)
+    assert served.next_id - calls == 40 * (1 if scale == 1.0 else 2)
+    local = trusted_training(here[name], scale=scale)
     assert all(torch.equal(r, m) for r, m in zip(remote, local))
     untrained = trusted_training(lambda lp, g, b: here["loss_detached"](lp, g, b.detach()), steps=0)
     value_moved = not all(torch.equal(r, u) for r, u in zip(remote[-2:], untrained[-2:]))
@@ -319,6 +324,9 @@ HOSTILE = {
                            "Malformed", True),
     "an int tensor with grad": (answer_array(["tensor", "int64", [1], 0, True], bytes(8)), "Malformed", True),
     "an unknown kind": (answer_array(["pickle", "float64", [1], 0, False], bytes(8)), "Malformed", True),
+    "gradients of another shape": (frame({"id": 1, "ok": {"$a": ["tensor", "float32", [], 0, True]},
+                                          "grads": [{"$a": ["tensor", "float32", [2], 8, False]}]}, bytes(16)),
+                                   "Malformed", True),
     "a frame cut short": (struct.pack("<II", 100, 0) + b'{"id"', "Timeout", False),
     "an answer to a call never made": (frame({"id": 7, "ok": 1}), "Malformed", False),
     "hangs up": (b"", "Closed", False),
@@ -361,7 +369,7 @@ def test_a_hostile_answer_is_that_calls_typed_error(case, no_unpickling):
     kernel.start()
     chan = Channel(None, timeout=0.5, sock=mine)
     with pytest.raises(CallError) as info:
-        chan.call("f", np.ones(3))
+        remote_grad(chan, "f", torch.ones(3, requires_grad=True))  # a call that keeps its graph: any answer parsed
     assert info.value.kind == kind, info.value
     if usable:
         assert chan.call("f", 1) == 1 and chan.closed is None
