@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from gradekit.channel import Decoder, FrameReader, Limits, Oversized, WireError, encode, parse_header, send
 
 SOCKET_NAME = "channel.sock"
@@ -293,6 +295,43 @@ def _remote():
 
     _REMOTE = Remote
     return Remote
+
+
+def remote_function(channel: Channel, fn: str, timeout: float | None = None):
+    """A stand-in for the kernel's ``fn`` that a trusted loop calls as it would the function itself: tensors that
+    require grad go through ``remote_grad``; otherwise the arguments it may change in place (arrays, lists, dicts)
+    come back and are written into the caller's objects, as an in-process call would have left them."""
+    import torch
+
+    def call(*args):
+        if any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+            return remote_grad(channel, fn, *args, timeout=timeout)
+        back = [i for i, a in enumerate(args) if isinstance(a, (np.ndarray, list, dict))]
+        reply = channel.call_back(fn, *args, back=back, timeout=timeout)
+        for i, state in zip(back, reply.after):
+            write_back(args[i], state, fn)
+        return reply.value
+
+    call.__name__ = call.__qualname__ = fn
+    return call
+
+
+def write_back(target, state, fn: str = "") -> None:
+    """Make ``target`` (the caller's array, list or dict) hold ``state``, its state in the kernel after the call."""
+    if isinstance(target, np.ndarray):
+        if not isinstance(state, np.ndarray) or state.shape != target.shape:
+            raise CallError("Raised", f"an argument array came back as {type(state).__name__} "
+                            f"{getattr(state, 'shape', '')}, not of shape {target.shape}", function=fn,
+                            type_="ContractError")
+        target[...] = state
+    elif isinstance(target, list) and isinstance(state, list):
+        target[:] = state
+    elif isinstance(target, dict) and isinstance(state, dict):
+        target.clear()
+        target.update(state)
+    else:
+        raise CallError("Raised", f"a {type(target).__name__} argument came back as {type(state).__name__}",
+                        function=fn, type_="ContractError")
 
 
 def start(kernel, name: str = SOCKET_NAME, timeout: float = 10.0, limits: Limits = Limits()) -> Channel:

@@ -175,6 +175,20 @@ def test_changes_in_place_come_back_as_the_arguments_state(served, here):
     assert torch.equal(reply.value, baseline)
 
 
+def test_a_stand_in_leaves_the_callers_objects_as_an_in_process_call_would(served, here):
+    """``remote_function``: a trusted loop calls the stand-in as the function itself; the array and the dict it
+    passed hold afterwards what the kernel's call left in them, the lists too, and the result is the same."""
+    update, table_update = (client.remote_function(served, n) for n in ("update_in_place", "update_table"))
+    mine, theirs = np.array([[0.1], [0.2], [0.3]]), np.array([[0.1], [0.2], [0.3]])
+    assert update(mine, 2, 1.0, 0.5) is None
+    here["update_in_place"](theirs, 2, 1.0, 0.5)
+    np.testing.assert_array_equal(mine, theirs)
+    mine, theirs = {0: 0.5}, {0: 0.5}
+    returns = torch.tensor([1.0, 2.0])
+    got = table_update([0, 1], returns, mine, 0.5)
+    assert torch.equal(got, here["update_table"]([0, 1], returns, theirs, 0.5)) and mine == theirs
+
+
 def test_the_students_error_is_typed_with_its_line(served):
     with pytest.raises(CallError) as info:
         served.call("broken", np.ones(3))
