@@ -337,7 +337,13 @@ class Server:
                 return {"id": ident, "error": {"type": "NameError", "message": f"function `{name}` is not defined",
                                                "where": "", "function": str(name)}}
             args = Decoder(body, self.limits).value(header.get("args", []))
-            result = fn(*args)  # (autograd is on: this thread's grad mode is torch's default)
+            if header.get("keep"):  # (a thread's grad mode is its own: on, unless the server runs in a forward)
+                import torch
+
+                with torch.enable_grad():
+                    result = fn(*args)
+            else:
+                result = fn(*args)
             answer = {"id": ident, "fn": name, "ok": result, "after": [args[i] for i in header.get("back", [])]}
             if header.get("keep"):
                 grads = self.keep(ident, args, result)
@@ -363,7 +369,8 @@ class Server:
             del self.graphs[next(iter(self.graphs))]
         if result.numel() != 1 or not leaves:
             return None
-        return list(torch.autograd.grad(result, leaves, retain_graph=True, allow_unused=True))
+        with torch.enable_grad():
+            return list(torch.autograd.grad(result, leaves, retain_graph=True, allow_unused=True))
 
     def vjp(self, header: dict, body: bytearray) -> list:
         import torch
