@@ -30,7 +30,7 @@ import numpy as np
 from gradekit.channel import Decoder, FrameReader, Limits, Oversized, WireError, encode, parse_header, send
 
 SOCKET_NAME = "channel.sock"
-SERVE_CELL = "__import__('gradekit.channel').channel.serve(globals(), {path!r})"
+SERVE_CELL = "__import__('gradekit.channel').channel.serve(globals(), {path!r}, fork={fork!r})"
 
 
 class CallError(Exception):
@@ -334,11 +334,13 @@ def write_back(target, state, fn: str = "") -> None:
                         function=fn, type_="ContractError")
 
 
-def start(kernel, name: str = SOCKET_NAME, timeout: float = 10.0, limits: Limits = Limits()) -> Channel:
+def start(kernel, name: str = SOCKET_NAME, timeout: float = 10.0, limits: Limits = Limits(),
+          fork: bool = False) -> Channel:
     """Start serving the kernel's functions (a cell run after the graded cells) and connect: ``kernel`` is an
-    ``autograder.execute.KernelSession`` or ``KernelThread``."""
+    ``autograder.execute.KernelSession`` or ``KernelThread``. With ``fork``, each connection is served by a copy of
+    the kernel: ``Channel(chan.path)`` opens another, for a seed in parallel."""
     inside, outside = socket_paths(kernel.box, name)
-    run = kernel.run(SERVE_CELL.format(path=inside))
+    run = kernel.run(SERVE_CELL.format(path=inside, fork=fork))
     if run.status != "ok":
         raise CallError("Closed", f"the kernel did not start serving ({run.status}: {run.error})")
     return Channel(outside, timeout, limits)

@@ -404,17 +404,21 @@ class Server:
             self.reply(sock, self.answer(header, body))
 
 
-def serve(namespace: dict, path: str | os.PathLike, background: bool = True, limits: Limits = Limits()):
+def serve(namespace: dict, path: str | os.PathLike, background: bool = True, limits: Limits = Limits(),
+          fork: bool = False):
     """Listen on a Unix socket at ``path`` and answer calls to the callables of ``namespace`` (a notebook's
-    ``globals()``), one connection at a time. In a thread of its own (``background``: the cell returns at once, the
-    thread is returned), or in this one until the listening socket is closed."""
+    ``globals()``). In a thread of its own (``background``: the cell returns at once, the thread is returned), or in
+    this one until the listening socket is closed. One connection at a time; with ``fork``, each connection is served
+    by a forked copy of this process (seeds in parallel, each with the notebook's state as it was when the connection
+    came, as forked seeds have today), whose printed output goes nowhere."""
     path = Path(path)
     if path.exists() or path.is_symlink():
         path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(path))
-    listener.listen(1)
+    listener.listen(8)
     server = Server(namespace, limits)
+    copies: set[int] = set()
 
     def loop() -> None:
         while True:
@@ -422,8 +426,24 @@ def serve(namespace: dict, path: str | os.PathLike, background: bool = True, lim
                 sock, _ = listener.accept()
             except OSError:
                 return
-            with sock:
-                server.serve_connection(sock)
+            if not fork:
+                with sock:
+                    server.serve_connection(sock)
+                continue
+            reap(copies)
+            pid = os.fork()
+            if pid == 0:  # the copy: serve this connection, then leave without any clean-up of the parent's
+                try:
+                    listener.close()
+                    sys.stdout = sys.stderr = open(os.devnull, "w")  # the kernel's output streams are not ours
+                    torch = sys.modules.get("torch")
+                    if torch is not None:
+                        torch.set_num_threads(1)  # a forked torch forgets the parent's setting
+                    server.serve_connection(sock)
+                finally:
+                    os._exit(0)
+            copies.add(pid)
+            sock.close()
 
     if not background:
         loop()
@@ -431,3 +451,14 @@ def serve(namespace: dict, path: str | os.PathLike, background: bool = True, lim
     thread = threading.Thread(target=loop, name="gradekit-channel", daemon=True)
     thread.start()
     return thread
+
+
+def reap(copies: set[int]) -> None:
+    """Collect the copies that have finished (no zombies left in the kernel); only ours, never another child's."""
+    for pid in list(copies):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            copies.discard(pid)

@@ -78,20 +78,29 @@ def hang(seconds):
 
 def leave():
     os._exit(3)
+
+
+calls = 0
+
+
+def count():
+    global calls
+    calls += 1
+    return calls, os.getpid()
 '''
 
 
-def serve_code(path: str, source: Path) -> str:
+def serve_code(path: str, source: Path, fork: bool = False) -> str:
     source.write_text(STUDENT)  # a file, so that a traceback shows the student's line
     return (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
             f"namespace = {{}}\nexec(compile(open({str(source)!r}).read(), {str(source)!r}, 'exec'), namespace)\n"
-            f"import gradekit.channel\ngradekit.channel.serve(namespace, {path!r}, background=False)\n")
+            f"import gradekit.channel\ngradekit.channel.serve(namespace, {path!r}, background=False, fork={fork})\n")
 
 
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
+def start_server(folder: Path, fork: bool = False) -> tuple[subprocess.Popen, str]:
     path = str(folder / "channel.sock")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", serve_code(path, folder / "student.py")], env=env), path
+    return subprocess.Popen([sys.executable, "-c", serve_code(path, folder / "student.py", fork)], env=env), path
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +218,27 @@ def test_a_result_that_cannot_cross_is_that_calls_error(served, kind):
         served.call("unsendable", kind)
     assert info.value.type == "ContractError"
     assert served.call("echo", 2) == (2,)
+
+
+def test_with_fork_each_connection_has_a_copy_of_its_own(tmp_path):
+    """Seeds in parallel: two connections open at once are both answered, each by a forked copy of the kernel whose
+    state (a global counter) is its own and starts from the kernel's; a copy that exits leaves the others serving."""
+    proc, path = start_server(tmp_path, fork=True)
+    try:
+        with Channel(path, timeout=20, connect_timeout=30) as first, Channel(path, timeout=20) as second:
+            a1, a2 = first.call("count"), first.call("count")
+            b1 = second.call("count")
+            assert (a1[0], a2[0], b1[0]) == (1, 2, 1)
+            assert a1[1] == a2[1] != b1[1] != proc.pid
+            with pytest.raises(CallError) as info:
+                first.call("leave")
+            assert info.value.kind == "Closed"
+            assert second.call("count")[0] == 2
+            with Channel(path, timeout=20) as third:
+                assert third.call("count")[0] == 1
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 # ------------------------------------------------------------------------------------------------ gradients
@@ -505,4 +535,10 @@ def test_the_channel_to_a_sandboxed_kernel(course):
             with pytest.raises(CallError) as info:
                 chan.call("hang", 5, timeout=0.2)
             assert info.value.kind == "Timeout"
+        with client.start(kernel, "forked.sock", timeout=20, fork=True) as first, Channel(first.path) as second:
+            (n1, pid1), (n2, pid2) = first.call("count"), second.call("count")
+            assert n1 == n2 == 1 and pid1 != pid2  # a copy of the kernel per connection: seeds in parallel
+            log_probs = torch.tensor([-0.5, -1.2], requires_grad=True)
+            remote_grad(second, "loss_leaky", log_probs, torch.ones(2), torch.zeros(2)).backward()
+            torch.testing.assert_close(log_probs.grad, torch.tensor([-0.5, -0.5]))
         assert kernel.run("print('still a kernel')").status == "ok"
