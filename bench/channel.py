@@ -6,7 +6,9 @@ with an in-process call, a bare socketpair echo and a Jupyter message round trip
 Payloads: ``small`` (3 float64 values), ``batch`` (4,096 float64 values), each sent to ``f(x): return x`` and back;
 ``grad``: a remote loss ``-(log_probs * returns).mean()`` over 200 float32 log-probabilities, forward and backward (two
 round trips, the vector-Jacobian product included). Ways: ``in-process`` (the same function called directly);
-``socketpair`` (bytes of the same size echoed by a forked process: the floor of any two-process design); ``channel,
+``socketpair`` (bytes of the same size echoed by a forked process: the floor of any two-process design);
+``loopback`` (the channel's whole work, both sides' encoding, decoding and autograd, in this one process with no
+socket: what the channel costs apart from moving bytes between processes); ``channel,
 subprocess`` (a plain Python process serving the function); ``channel, sandbox`` (a real grading kernel at the probed
 isolation level, reached through ``/proc/<pid>/root``); ``jupyter`` (``kernel.run`` of a cell calling the function).
 For each: the median over repeats of the wall time per call, the trusted side's CPU per call, and the serving
@@ -35,6 +37,7 @@ import torch  # noqa: E402
 from autograder import channel as client  # noqa: E402
 from autograder import config  # noqa: E402
 from autograder.execute import KernelSession  # noqa: E402
+from gradekit import channel as wire  # noqa: E402
 
 FUNCTIONS = '''
 import torch
@@ -95,6 +98,30 @@ def channel_rows(chan, calls, repeats, remote_cpu) -> dict:
     return rows
 
 
+class Loopback(client.Channel):
+    """A channel whose kernel is a ``gradekit.channel.Server`` in this process: every frame encoded and decoded as
+    over the socket, nothing sent."""
+
+    def __init__(self, namespace: dict):
+        self.timeout, self.limits, self.next_id, self.closed, self.stale = 10.0, wire.Limits(), 0, None, 0
+        self.server = wire.Server(namespace)
+
+    @staticmethod
+    def crossed(message: dict) -> tuple[dict, bytearray]:
+        parts, _ = wire.encode(message)
+        frame = b"".join(bytes(part) for part in parts)
+        head_len, _ = wire.PREFIX.unpack_from(frame)
+        return wire.parse_header(frame[8:8 + head_len]), bytearray(frame[8 + head_len:])
+
+    def request(self, message: dict, timeout=None, n_after: int = 0):
+        self.next_id += 1
+        message["id"] = self.next_id
+        with torch.enable_grad():  # (a Function's forward runs with autograd off: the kernel's thread has it on)
+            answer = self.server.answer(*self.crossed(message))
+        answer.pop("fn", None)
+        return self.parse(*self.crossed(answer), n_after, str(message.get("fn", "")))
+
+
 def socketpair_rows(calls, repeats) -> dict:
     mine, theirs = socket.socketpair()
     pid = os.fork()
@@ -140,6 +167,7 @@ def main() -> int:
                              for name in PAYLOADS}
     results["in-process"]["grad"] = timed(grad_step(namespace["loss"]), args.calls // 2, args.repeats)
     results["socketpair"] = socketpair_rows(args.calls, args.repeats)
+    results["loopback (no IPC)"] = channel_rows(Loopback(namespace), args.calls, args.repeats, None)
 
     folder = Path(tempfile.mkdtemp(prefix="bench-channel-"))
     source = folder / "functions.py"
