@@ -248,10 +248,27 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
     """
     import torch
 
+    for a in args:
+        if not isinstance(a, torch.Tensor) and nested_grad(a):
+            raise TypeError(f"a tensor that requires grad inside a {type(a).__name__} argument of `{fn}`: its "
+                            "gradient would not flow back; pass it as an argument of its own (torch.stack it)")
     slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
     if not slots:
         return channel.call(fn, *args, timeout=timeout)
     return _remote().apply((channel, fn, args, slots, timeout), *(args[i] for i in slots))
+
+
+def nested_grad(value, depth: int = 0) -> bool:
+    """Whether a list, tuple or dict holds a tensor that requires grad (at any depth)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.requires_grad
+    if depth < 32 and isinstance(value, (list, tuple)):
+        return any(nested_grad(v, depth + 1) for v in value)
+    if depth < 32 and isinstance(value, dict):
+        return any(nested_grad(v, depth + 1) for v in value.values())
+    return False
 
 
 _REMOTE = None
@@ -304,7 +321,7 @@ def remote_function(channel: Channel, fn: str, timeout: float | None = None):
     import torch
 
     def call(*args):
-        if any(isinstance(a, torch.Tensor) and a.requires_grad for a in args):
+        if any(isinstance(a, torch.Tensor) and a.requires_grad or nested_grad(a) for a in args):
             return remote_grad(channel, fn, *args, timeout=timeout)
         back = [i for i, a in enumerate(args) if isinstance(a, (np.ndarray, list, dict))]
         reply = channel.call_back(fn, *args, back=back, timeout=timeout)

@@ -401,7 +401,10 @@ class Server:
                 header = parse_header(raw, self.limits)
             except (EOFError, OSError, WireError):
                 return
-            self.reply(sock, self.answer(header, body))
+            try:
+                self.reply(sock, self.answer(header, body))
+            except OSError:  # the trusted side has gone (it gave up waiting): the next connection is served
+                return
 
 
 def serve(namespace: dict, path: str | os.PathLike, background: bool = True, limits: Limits = Limits(),

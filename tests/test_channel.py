@@ -313,6 +313,25 @@ def test_a_late_answer_is_a_timeout_and_is_dropped(served):
     assert served.stale == 1
 
 
+def test_a_channel_closed_while_the_kernel_works_leaves_the_server_serving(server):
+    """The trusted side gives up on a slow call and hangs up; the kernel's late answer finds nobody: the next
+    connection is served all the same."""
+    chan = Channel(server, timeout=20)
+    with pytest.raises(CallError):
+        chan.call("hang", 0.3, timeout=0.05)
+    chan.close()
+    time.sleep(0.5)
+    with Channel(server, timeout=20) as again:
+        assert again.call("echo", 3) == (3,)
+
+
+def test_a_tensor_with_grad_inside_a_list_is_refused_not_cut(served):
+    """Its gradient could not flow back through a list: the trusted side's own mistake, said at once."""
+    log_probs = [torch.tensor(-0.5, requires_grad=True)]
+    with pytest.raises(TypeError, match="argument of its own"):
+        client.remote_function(served, "echo")(log_probs)
+
+
 def test_a_kernel_that_exits_is_closed(tmp_path):
     proc, path = start_server(tmp_path)
     try:
