@@ -1,6 +1,6 @@
 """Every defence of the channel matters: remove it, and a test of tests/test_channel.py fails (run by hand).
 
-    OMP_NUM_THREADS=1 .venv/bin/python tests/channel_mutations.py
+    OMP_NUM_THREADS=1 .venv/bin/python tests/channel_mutations.py [FIRST]   (FIRST: start at that mutation, 0-based)
 
 Each mutation edits one line of gradekit/channel.py or autograder/channel.py, runs the tests it names, and restores the
 file with ``git checkout`` (commit or stash your changes to those two files first). Prints CAUGHT (a test failed) or
