@@ -387,9 +387,11 @@ class Server:
         fn = answer.pop("fn", "")
         try:
             parts, _ = encode(answer, self.limits)
-        except WireError as exc:  # the student's result cannot cross: that call's error, sent instead
+        except Exception as exc:  # noqa: BLE001 - the student's result cannot cross (its type, or its own code
+            # running as it is read: a dict's items(), a tensor subclass): that call's error, sent instead
+            reason = str(exc) if isinstance(exc, WireError) else f"{type(exc).__name__} while reading it"
             error = {"type": "ContractError", "where": "", "function": str(fn),
-                     "message": f"the function's result cannot be sent to the grader: {exc}"}
+                     "message": f"the function's result cannot be sent to the grader: {reason[:300]}"}
             parts, _ = encode({"id": answer.get("id"), "error": error}, self.limits)
         send(sock, parts)
 

@@ -32,6 +32,8 @@ MUTATIONS = [  # (what is removed, file, text, replacement, the tests that must 
     ("gradient shapes unchecked", ENGINE, "and tuple(g.shape) == tuple(shape)):", "):", "another and shape"),
     ("a late reply kills the server", KIT, "except OSError:  # the trusted side has gone", "except ValueError:  #",
      "leaves_the_server"),
+    ("the result's own code uncaught", KIT, "except Exception as exc:  # noqa: BLE001 - the student's result",
+     "except WireError as exc:  # noqa: BLE001 - the student's result", "cannot_cross"),
     ("nested grad tensors sent", ENGINE, "if not isinstance(a, torch.Tensor) and nested_grad(a):", "if False:",
      "inside_a_list"),
 ]

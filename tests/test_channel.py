@@ -67,7 +67,16 @@ def broken(x):
     return y[10]
 
 
+class Trap(dict):
+    def items(self):
+        raise RuntimeError("caught you reading me")
+
+
 def unsendable(kind):
+    if kind == "trap":
+        return Trap(a=1)
+    if kind == "meta":
+        return torch.empty(3, device="meta")
     return object() if kind == "object" else np.ones(3, dtype=np.float16)
 
 
@@ -210,10 +219,10 @@ def test_the_students_error_is_typed_with_its_line(served):
     assert served.call("echo", 1) == (1,)  # the channel goes on
 
 
-@pytest.mark.parametrize("kind", ["object", "float16"])
+@pytest.mark.parametrize("kind", ["object", "float16", "trap", "meta"])
 def test_a_result_that_cannot_cross_is_that_calls_error(served, kind):
-    """An object of any other type, or an array of a dtype off the allow-list, is never sent: a ContractError for
-    that call, and the next call is answered."""
+    """An object of any other type, an array of a dtype off the allow-list, a dict whose own code raises as it is read,
+    a tensor with no data: never sent, a ContractError for that call, and the next call is answered."""
     with pytest.raises(CallError, match="cannot be sent to the grader") as info:
         served.call("unsendable", kind)
     assert info.value.type == "ContractError"
