@@ -352,10 +352,8 @@ class Server:
             return answer
         except WireError as exc:
             return {"id": ident, "error": {"type": exc.kind, "message": str(exc), "where": "", "function": ""}}
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - anything the student's code raises is data
-            from gradekit.protocol import describe
-
-            return {"id": ident, "error": describe(exc)}
+        except BaseException as exc:  # noqa: BLE001 - anything the student's code raises is data
+            return {"id": ident, "error": described(exc)}
 
     def keep(self, ident, args, result) -> list | None:
         """Keep the graph of a result that requires grad; for a one-number result, its gradients for an upstream 1."""
@@ -407,6 +405,18 @@ class Server:
                 self.reply(sock, self.answer(header, body))
             except OSError:  # the trusted side has gone (it gave up waiting): the next connection is served
                 return
+
+
+def described(exc: BaseException) -> dict:
+    """``gradekit.protocol.describe`` of an exception, even one whose message cannot be read (its ``__str__``
+    raises, as a student's own exception class may)."""
+    from gradekit.protocol import describe
+
+    try:
+        return describe(exc)
+    except Exception:  # noqa: BLE001
+        return {"type": type(exc).__name__, "message": "(its message could not be read)", "where": "",
+                "function": ""}
 
 
 def serve(namespace: dict, path: str | os.PathLike, background: bool = True, limits: Limits = Limits(),

@@ -34,6 +34,10 @@ MUTATIONS = [  # (what is removed, file, text, replacement, the tests that must 
      "leaves_the_server"),
     ("the result's own code uncaught", KIT, "except Exception as exc:  # noqa: BLE001 - the student's result",
      "except WireError as exc:  # noqa: BLE001 - the student's result", "cannot_cross"),
+    ("only Exception caught", KIT, "except BaseException as exc:  # noqa: BLE001 - anything the student's",
+     "except Exception as exc:  # noqa: BLE001 - anything the student's", "any_exception"),
+    ("unreadable messages uncaught", KIT, "    try:\n        return describe(exc)\n    except Exception:",
+     "    try:\n        return describe(exc)\n    except ValueError:", "any_exception"),
     ("nested grad tensors sent", ENGINE, "if not isinstance(a, torch.Tensor) and nested_grad(a):", "if False:",
      "inside_a_list"),
 ]

@@ -80,6 +80,15 @@ def unsendable(kind):
     return object() if kind == "object" else np.ones(3, dtype=np.float16)
 
 
+class Unreadable(Exception):
+    def __str__(self):
+        raise RuntimeError("no")
+
+
+def interrupt(kind):
+    raise KeyboardInterrupt if kind == "interrupt" else Unreadable()
+
+
 def hang(seconds):
     time.sleep(seconds)
     return seconds
@@ -217,6 +226,16 @@ def test_the_students_error_is_typed_with_its_line(served):
     with pytest.raises(CallError, match="`missing` is not defined"):
         served.call("missing")
     assert served.call("echo", 1) == (1,)  # the channel goes on
+
+
+@pytest.mark.parametrize("kind", ["interrupt", "unreadable"])
+def test_any_exception_is_that_calls_error(served, kind):
+    """A KeyboardInterrupt, or an exception whose message raises as it is read, is an error for that call; the server
+    goes on."""
+    with pytest.raises(CallError) as info:
+        served.call("interrupt", kind)
+    assert info.value.type == ("KeyboardInterrupt" if kind == "interrupt" else "Unreadable")
+    assert served.call("echo", 4) == (4,)
 
 
 @pytest.mark.parametrize("kind", ["object", "float16", "trap", "meta"])
