@@ -304,11 +304,11 @@ def _remote():
         @torch.autograd.function.once_differentiable
         def backward(ctx, upstream):
             channel, fn, _, _, timeout = ctx.how
-            if ctx.grads is not None and upstream.numel() == 1 and bool(upstream.reshape(()) == 1):
+            if ctx.grads is not None and upstream.numel() == 1 and upstream.item() == 1.0:
                 grads = ctx.grads  # what the kernel computed for loss.backward(): no second round trip
             else:
                 grads = channel.vjp(ctx.call, upstream.contiguous(), ctx.shapes, fn, timeout)
-            return (None, *(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)))
+            return (None, *(g if g is None or g.dtype == dtype else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)))
 
     _REMOTE = Remote
     return Remote

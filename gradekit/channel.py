@@ -46,6 +46,8 @@ import numpy as np
 PREFIX = struct.Struct("<II")  # header length, body length
 DTYPES = {"float32": "<f4", "float64": "<f8", "int64": "<i8", "int32": "<i4", "bool": "|b1"}
 NUMPY_NAMES = {np.dtype(code): name for name, code in DTYPES.items()}
+NUMPY_DTYPES = {name: np.dtype(code) for name, code in DTYPES.items()}
+SCALARS = (type(None), bool, int, float, str)  # what JSON gives as it is
 ALIGN = 8
 DUMPS = json.JSONEncoder(separators=(",", ":")).encode  # made once: json.dumps with arguments makes one a call
 KEPT_GRAPHS = 256  # graphs of calls whose gradient has not been asked yet, kept by the kernel (the oldest dropped)
@@ -93,6 +95,8 @@ class Encoder:
         self.tensors: list = []  # tensors encoded, in order (the kernel keeps those of a result for its gradient)
 
     def value(self, v, depth: int = 0):
+        if type(v) in SCALARS:  # (the common case first: exact types)
+            return v
         if depth > self.limits.depth:
             raise Unsupported(f"values nested deeper than {self.limits.depth}")
         if v is None or isinstance(v, (bool, str)):
@@ -188,10 +192,10 @@ class Decoder:
         self.count = 0
 
     def value(self, node, depth: int = 0):
+        if type(node) in SCALARS:
+            return node
         if depth > self.limits.depth:
             raise WireError(f"values nested deeper than {self.limits.depth}")
-        if node is None or isinstance(node, (bool, int, float, str)):
-            return node
         if isinstance(node, list):
             return [self.value(x, depth + 1) for x in node]
         if not isinstance(node, dict) or len(node) != 1:
@@ -227,7 +231,7 @@ class Decoder:
         self.count += 1
         if self.count > self.limits.arrays:
             raise Oversized(f"more than {self.limits.arrays} arrays in one message")
-        code = np.dtype(DTYPES[dtype])
+        code = NUMPY_DTYPES[dtype]
         nbytes = math.prod(shape) * code.itemsize
         if type(offset) is not int or offset != -self.end % ALIGN + self.end or offset + nbytes > len(self.body):
             raise WireError("an array's bytes are not where the frame's layout puts them")
