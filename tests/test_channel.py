@@ -555,6 +555,28 @@ def escape_attempt():
 '''
 
 
+def test_a_sandboxed_kernel_cannot_point_the_grader_at_a_host_socket(course, tmp_path):
+    """In the real sandbox: the kernel plants, in its /run/kernel, a symlink to a socket of the grader's host. Followed
+    through /proc/<pid>/root it reaches that socket (the attack is real); the channel refuses it."""
+    from autograder.execute import KernelSession
+
+    host = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    host.bind(str(tmp_path / "host.sock"))
+    host.listen(1)
+    with KernelSession(course.assignment().limits, {"gradekit": ROOT / "gradekit"}) as kernel:
+        if kernel.isolation["level"] != "full":
+            pytest.skip("needs the sandbox's own /run/kernel (level full)")
+        planted = kernel.run(f"import os\nos.symlink({str(tmp_path / 'host.sock')!r}, '/run/kernel/channel.sock')")
+        assert planted.status == "ok", planted.error
+        _, outside = client.socket_paths(kernel.box)
+        plain = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        plain.connect(outside)  # a plain connect, as by path: the grader's host socket answers
+        plain.close()
+        with pytest.raises(CallError, match="not a socket"):
+            Channel(outside, connect_timeout=1)
+    host.close()
+
+
 def test_the_channel_to_a_sandboxed_kernel(course):
     """A real kernel (the probed isolation level, bubblewrap here): served after its cells, reached from the grader
     through /proc/<pid>/root; values, states in place, gradients and errors as from a plain process."""
