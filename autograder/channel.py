@@ -147,7 +147,12 @@ class Channel:
         parts, _ = encode(message, self.limits)  # the trusted side's own values: a failure here is the grader's bug
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         try:
+            self.sock.settimeout(max(1e-3, deadline - time.monotonic()))  # (a kernel that does not read: the deadline)
             send(self.sock, parts)
+        except socket.timeout:
+            self.close("a call not read by the kernel before the deadline")
+            raise CallError("Timeout", "the kernel did not read the call before the deadline",
+                            function=str(message.get("fn", ""))) from None
         except OSError as exc:
             self.close(f"the kernel closed it: {exc}")
             raise CallError("Closed", f"the kernel closed the channel ({exc})") from None

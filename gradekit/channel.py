@@ -256,7 +256,11 @@ class Decoder:
 
 # ------------------------------------------------------------------------------------------------------- transport
 def send(sock: socket.socket, parts: list) -> None:
-    sock.sendmsg(parts) if sum(len(p) for p in parts) < 1 << 16 else sock.sendall(b"".join(parts))
+    """The frame's parts, all of them: one ``sendmsg`` (no copy) when that takes them whole, else what is left."""
+    total = sum(len(p) for p in parts)
+    sent = sock.sendmsg(parts) if total < 1 << 16 else 0
+    if sent < total:
+        sock.sendall(memoryview(b"".join(parts))[sent:])
 
 
 class FrameReader:

@@ -38,6 +38,9 @@ MUTATIONS = [  # (what is removed, file, text, replacement, the tests that must 
      "except Exception as exc:  # noqa: BLE001 - anything the student's", "any_exception"),
     ("unreadable messages uncaught", KIT, "    try:\n        return describe(exc)\n    except Exception:",
      "    try:\n        return describe(exc)\n    except ValueError:", "any_exception"),
+    ("a partial sendmsg", KIT, "    if sent < total:\n", "    if False:\n", "larger_than"),
+    ("a send without the deadline", ENGINE, "self.sock.settimeout(max(1e-3, deadline - time.monotonic()))  #",
+     "self.sock.settimeout(None)  #", "never_reads"),
     ("nested grad tensors sent", ENGINE, "if not isinstance(a, torch.Tensor) and nested_grad(a):", "if False:",
      "inside_a_list"),
 ]

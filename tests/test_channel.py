@@ -507,6 +507,52 @@ def test_a_slow_drip_answer_meets_the_deadline_of_the_whole_call():
     theirs.close()
 
 
+def slow_echo_kernel(sock: socket.socket, delay: float) -> None:
+    """Waits ``delay`` before reading anything, then answers each call with the length of its body."""
+    time.sleep(delay)
+    reader = wire.FrameReader(sock)
+    try:
+        while True:
+            raw, body = reader.frame()
+            sock.sendall(frame({"id": json.loads(raw)["id"], "ok": len(body)}))
+    except (EOFError, OSError):
+        pass
+
+
+@pytest.mark.parametrize("size", [3_000, 1_000_000])
+def test_a_call_larger_than_the_socket_buffer_arrives_whole(size):
+    """A kernel slow to read, a send buffer smaller than the call: the call is sent whole (one sendmsg may send part
+    of it), within the deadline."""
+    mine, theirs = socket.socketpair()
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    threading.Thread(target=slow_echo_kernel, args=(theirs, 0.2), daemon=True).start()
+    with Channel(None, timeout=10, sock=mine) as chan:
+        assert chan.call("f", np.zeros(size)) == 8 * size
+        assert chan.call("f", np.zeros(size)) == 8 * size
+
+
+def test_a_kernel_that_never_reads_the_call_is_a_timeout():
+    mine, theirs = socket.socketpair()
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    chan = Channel(None, timeout=0.3, sock=mine)
+    errors: list = []
+
+    def call():
+        try:
+            chan.call("f", np.zeros(1_000_000))
+        except CallError as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(2.0)
+    outlived = caller.is_alive()
+    theirs.close()  # (frees a caller still blocked in its send)
+    caller.join(5)
+    assert not outlived, "the send outlived the call's deadline"
+    assert [e.kind for e in errors] == ["Timeout"] and chan.closed
+
+
 def test_a_socket_planted_as_a_symlink_is_refused(tmp_path):
     """The kernel owns the folder its socket lives in; under /proc/<pid>/root an absolute symlink resolves in the
     grader's filesystem. A symlink to a socket of the host is refused, where a plain connect would follow it."""
