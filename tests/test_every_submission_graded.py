@@ -175,3 +175,30 @@ def test_a_hostile_message_cannot_stall_the_class_report(assignment):
     start = time.monotonic()
     assert teaching.mistakes(rows, assignment) == {}
     assert time.monotonic() - start < 1.0
+
+
+def test_the_gradebook_never_takes_a_failed_grade_below_zero(assignment, tmp_path, monkeypatch):
+    """nbgrader subtracts late_submission_penalty from the total: a late submission the grader failed on gets none
+    (its feedback page used to read "Score: −5.0 / 25.0"), and a penalty is never more than the autograded score."""
+    import datetime
+
+    from nbgrader.api import Gradebook
+
+    from autograder import gradebook
+    from autograder.results import error_results
+
+    monkeypatch.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    three_days_late = assignment.due.astimezone(datetime.timezone.utc).replace(tzinfo=None) + datetime.timedelta(3)
+    low = {"score": 1.0, "tests": [{"name": "t", "score": 1.0, "max_score": 3.0, "status": "failed",
+                                    "extra_data": {"check": "pg_loss_exact"}}],
+           "extra_data": {"checks": {"pg_loss_exact": {"score": 1.0}}}}
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}", "ENN585") as gb:
+        gb.add_assignment(assignment.id)
+        gradebook.ensure_cells(gb, assignment)
+        gradebook.sync_student(gb, assignment, "ann", error_results(assignment, RuntimeError("x")), three_days_late,
+                               None)
+        gradebook.sync_student(gb, assignment, "ben", low, three_days_late, None)
+        ann, ben = gb.find_submission(assignment.id, "ann"), gb.find_submission(assignment.id, "ben")
+        # nbgrader's score is before the penalty; its export and feedback subtract it
+        assert (ann.score, ann.late_submission_penalty) == (0.0, 0.0)
+        assert (ben.score, ben.late_submission_penalty) == (1.0, 1.0)  # 3 days late: 7.5 points, but only 1 to lose
