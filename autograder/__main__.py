@@ -91,35 +91,43 @@ def grade_started(course, args, assignment, grader, kernel) -> int:
     from autograder.gradebook import annotate
     from autograder.grade import not_graded
     from autograder.notebook import SubmissionError, check_assignment
-    from autograder.results import error_results, gradescope, table, write_json, write_junit
+    from autograder.results import gradescope, table, write_json, write_junit
     from autograder.worker import write_grade
 
     submission = Path(args.submission)
-    try:
-        notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
-        check_assignment(course, notebook, assignment)
-        report = grader.grade(notebook, kernel, progress=sys.stderr.isatty())  # stops the kernel
-    except SubmissionError as exc:  # a folder without exactly one notebook to grade, another assignment's notebook
-        report = not_graded(submission, assignment, str(exc), grader.only)
-    except Exception as exc:
-        write_results(args, error_results(assignment, exc), assignment)
-        raise
-    page = None
-    if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
-        from autograder.feedback import gradescope_html
+    try:  # the last line of defence: whatever fails from here on, the student gets a results.json and a page
+        try:
+            notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
+            check_assignment(course, notebook, assignment)
+            report = grader.grade(notebook, kernel, progress=sys.stderr.isatty())  # stops the kernel
+        except SubmissionError as exc:  # a folder without exactly one notebook to grade, another assignment's
+            report = not_graded(submission, assignment, str(exc), grader.only)
+        page = None
+        if args.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
+            from autograder.feedback import gradescope_html
 
-        write_json(Path(args.results), annotate(gradescope_html(report, assignment, figures=not args.no_html),
-                                                Path(report.submission), assignment))
-    else:
-        page = write_grade(report, assignment, Path(args.results), page=not args.no_html)
-    if args.junit:  # late flag and reflection answers as in results.json
-        write_junit(Path(args.junit), annotate(gradescope(report), Path(report.submission), assignment), assignment)
-    print(table([(Path(args.submission).name, report)]))
-    for result in report.results:
-        if not result.passed:
-            print(f"\n✗ {result.title}\n  " + result.output.replace("\n", "\n  "))
-    for note in report.notes:
-        print(f"\nnote: {note}")
+            write_json(Path(args.results), annotate(gradescope_html(report, assignment, figures=not args.no_html),
+                                                    Path(report.submission), assignment))
+        else:
+            page = write_grade(report, assignment, Path(args.results), page=not args.no_html)
+        if args.junit:  # late flag and reflection answers as in results.json
+            write_junit(Path(args.junit), annotate(gradescope(report), Path(report.submission), assignment),
+                        assignment)
+    except Exception as exc:  # noqa: BLE001 - written for the student, the traceback logged for the instructor
+        from autograder.feedback import write_failure
+
+        write_failure(Path(args.results), assignment, exc, Path(args.junit) if args.junit else None)
+        print(f"The grader failed on this submission (the traceback is on stderr); results: {args.results}")
+        return 1
+    try:
+        print(table([(Path(args.submission).name, report)]))
+        for result in report.results:
+            if not result.passed:
+                print(f"\n✗ {result.title}\n  " + result.full_output.replace("\n", "\n  "))
+        for note in report.notes:
+            print(f"\nnote: {note}")
+    except Exception as exc:  # noqa: BLE001 - the grade is written; the terminal's summary is a courtesy
+        print(f"autograder: the summary could not be printed: {exc!r}", file=sys.stderr)
     print(f"\nresults: {args.results}" + (f"\njunit: {args.junit}" if args.junit else "") +
           (f"\nfeedback: {page}" if page else ""))
     return 0

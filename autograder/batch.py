@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from autograder.exports import read_rows, results_dir, write_report
-from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic, write_json
+from autograder.results import Results, write_atomic, write_json
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,7 @@ def find_jobs(submitted: Path, assignment, out: Path) -> list[Job]:
 
 
 def is_complete(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_text()).get("score"), (int, float))
-    except (OSError, ValueError, AttributeError):
-        return False
+    return Results.complete(path)
 
 
 AHEAD = 2  # jobs a worker holds: the one it grades, and the next, whose kernel starts meanwhile
@@ -190,8 +187,10 @@ def run_workers(todo: list[Job], assignment, config_path: Path, only: list[str],
         if attempts[lost.student] < ATTEMPTS:
             queue.appendleft(lost)
         else:
-            write_json(lost.results, error_results(assignment, RuntimeError(
-                f"the grading process stopped twice while grading this submission ({why}): {tail}")))
+            from autograder.feedback import write_failure
+
+            write_failure(lost.results, assignment, RuntimeError(
+                f"the grading process stopped twice while grading this submission ({why}): {tail}"))
             bar.set_postfix_str(lost.student)
             bar.update()
 
@@ -259,8 +258,8 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
         run_workers(todo, assignment, config_path, list(only), jobs, workers, bar)
     notes = annotate(everyone, assignment, nbgrader)
     roster = gradebook.roster(nbgrader) if nbgrader else []
-    csv_path = write_outputs(out, assignment, [(job.student, json.loads(job.results.read_text())) for job in everyone],
-                             roster)
+    csv_path = write_outputs(out, assignment, [(job.student, Results.read(job.results, assignment).data)
+                                               for job in everyone], roster)
     for note in notes:
         print(f"grade-all: {note}", file=sys.stderr)
     return csv_path
@@ -283,7 +282,7 @@ def annotate(jobs: list[Job], assignment, nbgrader=None) -> list[str]:
         notes = []
         for job in jobs:
             try:
-                results = json.loads(job.results.read_text())
+                results = Results.read(job.results, assignment).data
                 timestamp = gradebook.read_timestamp(job.notebook.parent)
                 late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
                                               job.notebook if job.notebook.exists() else None)
@@ -314,38 +313,36 @@ def grades_csv(rows: list[tuple[str, dict]], assignment, roster: list[str] = ())
     """One row per student (submitted or on the roster), one column per check id in notebook order."""
     from autograder.nbgrader_source import check_order
 
-    names = {check.name: check.title for check in assignment.checks}
     try:
         order = check_order(assignment)
     except Exception:  # noqa: BLE001 - a source notebook the grade cells cannot be placed in: course.toml's order
-        order = list(names)
+        order = [check.name for check in assignment.checks]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["student", "status", "score", "max_score", "autograder_error", "late", "late_penalty",
                      "score_after_penalty", *order])
     graded = dict(rows)
     for student in sorted(set(graded) | set(roster)):
-        result = graded.get(student)
-        if result is None:
+        if student not in graded:
             writer.writerow([student, "missing", 0, sum(c.points for c in assignment.checks), False, "", "", 0,
                              *[""] * len(order)])
             continue
-        tests = {t["name"]: t for t in result.get("tests", [])}
-        error = AUTOGRADER_ERROR in tests
-        late = result.get("extra_data", {}).get("late") or {}
-        penalty = late.get("penalty", 0.0) if late.get("late") else 0.0
-        writer.writerow([student, "autograder error" if error else "graded", result["score"],
-                         sum(t["max_score"] for t in tests.values()), error, bool(late.get("late")),
-                         penalty, round(max(0.0, result["score"] - penalty), 4),
-                         *[tests[names[n]]["score"] if names[n] in tests else "" for n in order]])
+        result = Results.of(graded[student])
+        error = result.autograder_error is not None
+        checks = result.checks
+        writer.writerow([student, "autograder error" if error else "graded", result.score, result.max_score, error,
+                         bool(result.late.get("late")), result.penalty,
+                         round(max(0.0, result.score - result.penalty), 4),
+                         *[checks[n].score if n in checks else "" for n in order]])
     return buffer.getvalue()
 
 
 def summary(rows: list[tuple[str, dict]]) -> str:
-    scores = [r["score"] for _, r in rows]
-    errors = [s for s, r in rows if any(t["name"] == AUTOGRADER_ERROR for t in r.get("tests", []))]
-    failures = Counter(t["name"] for _, r in rows for t in r.get("tests", []) if t.get("status") == "failed")
-    late = [s for s, r in rows if (r.get("extra_data", {}).get("late") or {}).get("late")]
+    results = [(s, Results.of(r)) for s, r in rows]
+    scores = [r.score for _, r in results]
+    errors = [s for s, r in results if r.autograder_error is not None]
+    failures = Counter(check_id for _, r in results for check_id, c in r.checks.items() if not c.passed)
+    late = [s for s, r in results if r.late.get("late")]
     lines = [f"students: {len(rows)}, graded: {len(rows) - len(errors)}, autograder errors: {len(errors)}",
              f"mean score: {sum(scores) / len(scores):.2f}" if scores else "mean score: -"]
     if late:

@@ -49,9 +49,12 @@ class Calibration:
     threshold: float
     n: int
     k: int
+    passed: list[bool] | None = None  # each seed met every pass criterion (default: its metric reached threshold)
 
     @property
     def passes(self) -> int:
+        if self.passed is not None:
+            return sum(self.passed)
         return sum(m >= self.threshold for m in self.metrics)
 
     @property
@@ -98,7 +101,8 @@ def _run(job):
     functions = reference_functions(assignment) | (variant_functions(variant) if variant else {})
     case = check.cases(functions)[0] | {"seed": seed}
     answer = run_case(check.driver, [functions[f] for f in check.functions], case)
-    return check.metric(answer["ok"]) if "ok" in answer else math.nan
+    outcome = check.outcome(seed, answer)
+    return (check.metric(answer["ok"]) if "ok" in answer else math.nan), outcome["passed"]
 
 
 def calibrate(assignment, seeds: int, variant: Path | None = None, first_seed: int = 10_000,
@@ -114,6 +118,7 @@ def calibrate(assignment, seeds: int, variant: Path | None = None, first_seed: i
         for check in checks:
             jobs_ = [(assignment, check.name, variant, first_seed + i) for i in range(seeds)]
             name = check.name + (f" [{Path(variant).stem}]" if variant else "")
-            metrics = list(tqdm(pool.map(_run, jobs_, chunksize=max(1, seeds // 50)), total=seeds, desc=name,
-                                unit="seed", disable=not progress, file=sys.stderr))
-            yield Calibration(name, metrics, check.threshold, len(check.seeds), check.min_passing)
+            runs = list(tqdm(pool.map(_run, jobs_, chunksize=max(1, seeds // 50)), total=seeds, desc=name,
+                             unit="seed", disable=not progress, file=sys.stderr))
+            yield Calibration(name, [m for m, _ in runs], check.threshold, len(check.seeds), check.min_passing,
+                              [passed for _, passed in runs])

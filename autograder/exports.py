@@ -8,7 +8,6 @@ the release's public checks in the student's repository, which must hold no grad
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -20,7 +19,7 @@ from gradekit.plots import base64_png
 
 from autograder import config
 from autograder.notebook import SubmissionError, notebooks_in
-from autograder.results import AUTOGRADER_ERROR, error_results, write_atomic
+from autograder.results import Results, write_atomic
 
 
 # ------------------------------------------------------------------------------------ a submission given as a folder
@@ -87,34 +86,24 @@ def report_path(out: Path, assignment) -> Path:
 def read_rows(out: Path, assignment) -> list[tuple[str, dict]]:
     """(student, results.json) for every ``<student>/<assignment>/results.json`` under ``out``; an unreadable file
     counts as an autograder error, so the student shows up in the report as one to regrade."""
-    rows = []
-    for path in sorted(out.glob(f"*/{assignment.id}/results.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            data = error_results(assignment, RuntimeError(f"unreadable {path.name}: {exc}"))
-        rows.append((path.parent.parent.name, data))
-    return rows
+    return [(path.parent.parent.name, Results.read(path, assignment).data)
+            for path in sorted(out.glob(f"*/{assignment.id}/results.json"))]
 
 
 def class_stats(rows: list[tuple[str, dict]], assignment, slowest: int = 10) -> ClassStats:
-    def is_error(result: dict) -> bool:
-        return any(t["name"] == AUTOGRADER_ERROR for t in result.get("tests", []))
-
-    graded = [(s, r) for s, r in rows if not is_error(r)]
-    names = {check.title: check.name for check in assignment.checks}
-    titles = list(dict.fromkeys(t["name"] for _, r in graded for t in r.get("tests", [])))
+    results = [(s, Results.of(r)) for s, r in rows]
+    graded = [(s, r) for s, r in results if r.autograder_error is None]
+    ids = list(dict.fromkeys(check_id for _, r in graded for check_id in r.checks))
     checks = []
-    for title in titles:
-        tests = [t for _, r in graded for t in r.get("tests", []) if t["name"] == title]
-        checks.append(CheckRate(names.get(title, title), title, max(t["max_score"] for t in tests),
-                                sum(t.get("status") == "passed" for t in tests), len(tests)))
-    timed = sorted(((s, float(r["execution_time"]), float(r["score"])) for s, r in graded if "execution_time" in r),
+    for check_id in ids:
+        entries = [r.checks[check_id] for _, r in graded if check_id in r.checks]
+        checks.append(CheckRate(check_id, entries[0].title, max(e.max_score for e in entries),
+                                sum(e.passed for e in entries), len(entries)))
+    timed = sorted(((s, r.execution_time, r.score) for s, r in graded if r.execution_time is not None),
                    key=lambda row: (-row[1], row[0]))
-    errors = {s: r.get("extra_data", {}).get("autograder_error") or r.get("output", "") for s, r in rows
-              if is_error(r)}
-    max_score = max((sum(t["max_score"] for t in r.get("tests", [])) for _, r in graded), default=0.0)
-    return ClassStats(assignment.title, max_score, {s: float(r["score"]) for s, r in graded}, checks,
+    errors = {s: r.autograder_error for s, r in results if r.autograder_error is not None}
+    max_score = max((r.max_score for _, r in graded), default=0.0)
+    return ClassStats(assignment.title, max_score, {s: r.score for s, r in graded}, checks,
                       timed[:slowest], errors, assignment.limits.submission_seconds)
 
 

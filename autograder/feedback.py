@@ -11,13 +11,12 @@ import functools
 import hashlib
 import html
 import json
-import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from gradekit import plots
-from gradekit.checks import ConvergenceCheck, ExactCheck
+from gradekit.checks import ConvergenceCheck, ExactCheck, number
 from gradekit.protocol import run_case
 
 from autograder.grade import Report
@@ -54,6 +53,40 @@ def render(report: Report, assignment) -> str:
     return page(assignment, head + "".join(check_section(result, assignment) for result in report.results))
 
 
+def render_results(assignment, results: dict) -> str:
+    """A plain page from results.json alone (no figures): the page of a submission the grader failed on (its message,
+    nothing of the error), or the fallback when the full page could not be drawn."""
+    from autograder.results import Results
+
+    results = Results.of(results)
+    title = assignment.title if assignment else "Autograder"
+    head = (f"<header><h1>{text(title)}</h1><p class='total'>{results.score:g} / {results.max_score:g} points</p>"
+            f"<pre>{text(results.data.get('output', ''))}</pre></header>")
+    body = "".join(f"<section class='{'passed' if c.passed else 'failed'}'><h2><span>{text(c.title)}</span>"
+                   f"<span class='badge'>{c.score:g} / {c.max_score:g}</span></h2><pre>{text(c.output)}</pre>"
+                   "</section>" for c in results.checks.values())
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Feedback: {text(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{head}{body}</body></html>\n")
+
+
+def write_failure(results_path: Path, assignment, exc: BaseException, junit: Path | None = None) -> None:
+    """The last line of defence, once a submission was read and anything of the grader failed: the student still gets
+    a results.json and a feedback page (0 for what could not be judged, "the grader failed and the instructor was
+    told"); the traceback goes to the instructor's log (stderr), never into what the student reads."""
+    import traceback
+
+    from autograder.results import error_results, write_json, write_junit
+
+    print(f"autograder: the grader failed on {results_path}; the student gets an 'Autograder error' result. "
+          "Traceback (for the instructor):", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+    data = error_results(assignment, exc)
+    write_json(Path(results_path), data)
+    if junit is not None:
+        write_junit(Path(junit), data, assignment)
+    write_atomic(Path(results_path).parent / "feedback.html", render_results(assignment, data))
+
+
 def page(assignment, body: str) -> str:
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Feedback: "
             f"{text(assignment.title)}</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
@@ -76,17 +109,45 @@ def unreadable(report: Report) -> bool:
 def check_section(result, assignment) -> str:
     status = "passed" if result.passed else "failed"
     parts = [f"<h2><span>{text(result.title)}</span><span class='badge'>{'✓' if result.passed else '✗'} "
-             f"{result.score:g} / {result.max_score:g}</span></h2>", f"<pre>{text(result.output)}</pre>"]
+             f"{result.score:g} / {result.max_score:g}</span></h2>", f"<pre>{text(result.full_output)}</pre>"]
     check = assignment.check(result.name)
+    if len(result.clauses) > 1:
+        parts.append(clause_table(result.clauses))
     if isinstance(check, ExactCheck) and not result.passed and result.data.get("wrong"):
         parts.append(wrong_table(result.data["wrong"]))
+    if result.seeds:
+        parts.append(seed_table(result.seeds))
     if isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
-        parts.append(f"<img alt='learning curves of your code and of the reference' "
-                     f"src='data:image/png;base64,{figure(check, result.data, assignment)}'>")
+        try:
+            png = figure(check, result.data, assignment)
+            parts.append(f"<img alt='learning curves of your code and of the reference' "
+                         f"src='data:image/png;base64,{png}'>")
+        except Exception as exc:  # noqa: BLE001 - a figure must never cost the page
+            print(f"autograder: figure of {result.name} not drawn: {exc!r}", file=sys.stderr)
+            parts.append("<p>(The learning-curve figure could not be drawn.)</p>")
     summary = check.summary(result.data)
     if summary:
         parts.append(f"<p><b>{text(summary)}</b></p>")
     return f"<section class='{status}'>{''.join(parts)}</section>"
+
+
+def clause_table(clauses) -> str:
+    """An exactness check's points clause by clause: what each clause of the contract is worth, what it cost."""
+    rows = "".join(f"<tr><td>{text(c['name'])}</td><td class='num'>{c['wrong']} of {c['cases']}</td>"
+                   f"<td class='num'>{c['score']:g} / {c['points']:g}</td></tr>" for c in clauses)
+    return (f"<table><tr><th>clause of the contract</th><th>cases broken</th><th>points</th></tr>{rows}"
+            "</table>")
+
+
+def seed_table(seeds) -> str:
+    """A behaviour check's seeds: each criterion's value (a diverged run says so) and whether it was met."""
+    rows = []
+    for seed in seeds:
+        criteria = "; ".join(f"{c['name']}: {number(c['value'])} ({'met' if c['passed'] else 'not met'}: "
+                             f"{c['rule']} {c['bound']:g})" for c in seed["criteria"]) or seed["status"]
+        rows.append(f"<tr><td>{text(seed['seed'])}</td><td>{text(criteria)}</td>"
+                    f"<td>{'✓' if seed['passed'] else '✗'}</td></tr>")
+    return f"<table><tr><th>seed</th><th>criteria</th><th>passed</th></tr>{''.join(rows)}</table>"
 
 
 def wrong_table(wrong: list[dict]) -> str:
@@ -155,22 +216,6 @@ def figure(check, data: dict, assignment) -> str:
 # ------------------------------------------------------------------------------------- the page in Gradescope
 FIGURES_BUDGET = 200_000  # characters of base64 PNG in one results.json; figures past it are left out (and said so)
 DETAILS_SUFFIX = ": details of the wrong cases"
-FIRST_WRONG = re.compile(r"^(?P<verdict>\d+ of \d+ cases are wrong\.) (?P<case>First wrong case: .*)$")
-
-
-def split_output(output: str) -> tuple[str, str]:
-    """A check's output as (verdict and hint, details of the cases): an exactness check's first wrong case may be one
-    of its hidden random cases, so its inputs and values are details; "N of M cases are wrong", the likely mistake
-    and the problems of the student's cells are the verdict. Outputs without a wrong case are all verdict."""
-    lines = output.split("\n")
-    for i, line in enumerate(lines):
-        match = FIRST_WRONG.match(line)
-        if match:
-            verdict, details = lines[:i] + [match["verdict"]], [match["case"]]
-            for rest in lines[i + 1:]:
-                (verdict if rest.startswith("Likely mistake:") else details).append(rest)
-            return "\n".join(verdict), "\n".join(details)
-    return output, ""
 
 
 def compact_png(png_base64: str, colors: int = 64) -> str:
@@ -198,7 +243,7 @@ def gradescope_html(report: Report, assignment, figures: bool = True, budget: in
     data = gradescope(report)
     tests, spent, left_out = [], 0, []
     for result, test in zip(report.results, data["tests"], strict=True):
-        verdict, details = split_output(result.output)
+        verdict, details = result.output, result.details  # the first wrong case may be a hidden case's: later
         body = f"<pre>{html.escape(verdict)}</pre>"
         check = assignment.check(result.name)
         if figures and isinstance(check, ConvergenceCheck) and any(result.data.get("runs") or []):
@@ -219,7 +264,8 @@ def gradescope_html(report: Report, assignment, figures: bool = True, budget: in
             table = wrong_table(result.data["wrong"]) if result.data.get("wrong") else ""
             tests.append({"name": result.title + DETAILS_SUFFIX, "name_format": "text", "score": 0.0,
                           "max_score": 0.0, "status": "failed", "output": f"<pre>{html.escape(details)}</pre>{table}",
-                          "output_format": "html", "visibility": "after_due_date"})
+                          "output_format": "html", "visibility": "after_due_date",
+                          "extra_data": {"check": result.name, "details": True}})
     head = f"<p><b>{report.score:g} / {report.max_score:g}</b> points for {html.escape(assignment.title)}.</p>"
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
     hidden = any(t["visibility"] == "after_due_date" for t in tests)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from gradekit.checks import CheckResult, Reference
+from gradekit.checks import CheckResult, ExactCheck, Reference
 from gradekit.protocol import MIME, driver_name
 
 from autograder.execute import KernelThread
@@ -143,6 +143,25 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
         print(f"autograder: could not judge {check.name}: {exc!r}", file=sys.stderr)
         return check.result(False, f"The results of this check could not be read ({type(exc).__name__}); "
                                    "make sure the function returns the documented types.")
+
+
+def blame(check, result: CheckResult, earlier: list[CheckResult], assignment) -> CheckResult:
+    """A failed check that trains with several functions, one of which already failed its own exactness check: its
+    hint names the first such function (in the check's order), not the check's guess about the last one. Data only:
+    ``result.hint``, the last line of its output, is replaced."""
+    if result.passed or not result.hint or len(check.functions) < 2:
+        return result
+    owners = {}
+    for other in earlier:
+        own = assignment.check(other.name)
+        if not other.passed and isinstance(own, ExactCheck) and len(own.functions) == 1:
+            owners.setdefault(own.functions[0], other.name)
+    function = next((f for f in check.functions if f in owners), None)
+    if function is None:
+        return result
+    hint = (f"`{function}` failed its own check ({owners[function]}) first: fix it there. This check trains with it, "
+            "so it fails with it whatever the other functions do.")
+    return replace(result, output=result.output.removesuffix(result.hint) + hint, hint=hint)
 
 
 def run_key(driver, functions, case: dict) -> str:
@@ -304,6 +323,7 @@ class Grader:
                 if status in ("timeout", "died") and deadline - time.monotonic() > 1:
                     kernel.restart()
                     definitions.run(kernel, deadline)
+                result = blame(check, result, results, assignment)
                 problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
                 if problems and not result.passed:
                     result = replace(result, output="\n".join(problems + [result.output]))

@@ -34,7 +34,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.notebook import checksum, graded_cells
-from autograder.results import write_atomic
+from autograder.results import Results, write_atomic
 
 FEEDBACK_CELL = "autograder-feedback"  # id of the first cell of the autograded notebook: our feedback page
 
@@ -129,6 +129,7 @@ def annotate(results: dict, notebook: Path, assignment, seconds_late: float | No
         late = late_entry(assignment, timestamp, seconds_late)
         if late is not None:
             extra["late"] = late
+            extra["late"]["penalty_applied"] = Results(results | {"extra_data": extra}).penalty
     if assignment.questions:
         extra["answers"] = answers(Path(notebook), assignment)
     return results | {"extra_data": extra}
@@ -223,16 +224,17 @@ def sync_student(gb, assignment, student: str, results: dict, timestamp, noteboo
     late = late_entry(assignment, timestamp, seconds_late)
     name = Path(assignment.notebook).stem
     submitted = gb.find_submission_notebook(name, assignment.id, student)
-    tests = {t["name"]: t for t in results.get("tests", [])}
-    failed = "autograder_error" in results.get("extra_data", {})
+    results = Results.of(results)
+    checks = results.checks
+    failed = results.autograder_error is not None
     for check in assignment.checks:
         grade = grade_row(gb, check.name, name, assignment, submitted)
-        test = tests.get(check.title)
+        test = checks.get(check.name)
         if failed or test is None:  # the grader failed, or did not run this check (--check): a person looks
             grade.auto_score = 0.0 if failed else None
             grade.needs_manual_grade = True
             continue
-        grade.auto_score = float(test["score"])
+        grade.auto_score = float(test.score)
         grade.needs_manual_grade = grade.manual_score is not None  # as nbgrader: a manual score is reviewed again
     given = answers(notebook_path, assignment) if notebook_path else {}
     for question, _ in assignment.questions:
@@ -248,7 +250,10 @@ def sync_student(gb, assignment, student: str, results: dict, timestamp, noteboo
             comment = Comment(cell_id=gb.find_solution_cell(question, name, assignment.id).id, notebook=submitted)
             gb.db.add(comment)
         comment.auto_comment = None if answered else "No response."
-    submitted.late_submission_penalty = late["penalty"] if late and late["late"] else None
+    # never on points that could not be judged (an autograder error), never more than the autograded score: nbgrader
+    # subtracts it from the total, which must not go below 0
+    penalty = min(late["penalty"], results.score) if late and late["late"] and not failed else 0.0
+    submitted.late_submission_penalty = penalty or None
     gb.db.commit()
     return late
 
@@ -276,16 +281,16 @@ def write_autograded(settings: Settings, assignment, student: str, results: dict
             if path.is_file() and path.suffix != ".ipynb" and not (target_dir / path.name).exists():
                 target_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, target_dir / path.name)
-    tests = {t["name"]: t for t in results.get("tests", [])}
+    checks = Results.of(results).checks
     by_name = {check.name: check for check in assignment.checks}
     nb.cells = [c for c in nb.cells if c.get("id") != FEEDBACK_CELL]
     for cell in nb.cells:
         check = by_name.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
         if check is None or cell.cell_type != "code":
             continue
-        test = tests.get(check.title)
-        text = (f"{'✓ passed' if test['status'] == 'passed' else '✗ failed'}  {check.title}: {test['score']:g} / "
-                f"{test['max_score']:g}\n{test.get('output', '')}\n" if test else
+        test = checks.get(check.name)
+        text = (f"{'✓ passed' if test.passed else '✗ failed'}  {check.title}: {test.score:g} / "
+                f"{test.max_score:g}\n{test.output}\n" if test else
                 f"{check.title}: not graded ({results.get('output', '')})\n")
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
     if page is not None and page.exists():

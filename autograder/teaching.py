@@ -1,7 +1,7 @@
 """The parts of the class report that tell the teaching staff what to re-teach and who to look at.
 
-- **Named mistakes**: per check, how many students got each hint ("Likely mistake: ..." in a failed check's message,
-  from the known mistakes of ``mistakes.py``), most frequent first.
+- **Named mistakes**: per check, how many students got each named mistake (a failed check's ``mistake`` in
+  results.json, from the known mistakes of ``mistakes.py``; never parsed out of the message), most frequent first.
 - **Students**: every student of the roster (nbgrader's gradebook) and every submission: score, late penalty, a link
   to their feedback page; students on the roster who submitted nothing are marked missing.
 - **Reflection answers**: each question's answers, extracted from the submissions (results.json ``extra_data.answers``),
@@ -13,26 +13,21 @@ which are relative, so the report works wherever the results folder is copied.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 
-from autograder.results import AUTOGRADER_ERROR
-
-HINT = re.compile(r"Likely mistake: (.+?)\.?\s*$", re.MULTILINE)
+from autograder.results import Results
 
 
 def mistakes(rows: list[tuple[str, dict]], assignment) -> dict[str, Counter]:
-    """check name -> Counter of hints: each student counted once per hint and check."""
-    names = {check.title: check.name for check in assignment.checks}
+    """check id -> Counter of named mistakes (each failed check's ``mistake`` in results.json): each student counted
+    once per mistake and check."""
     found: dict[str, Counter] = {}
     for _, result in rows:
-        for test in result.get("tests", []):
-            if test.get("status") != "failed" or test["name"] == AUTOGRADER_ERROR:
-                continue
-            hints = set(HINT.findall(test.get("output", "")))
-            found.setdefault(names.get(test["name"], test["name"]), Counter()).update(hints)
-    return {name: counter for name, counter in found.items() if counter}
+        for check_id, check in Results.of(result).checks.items():
+            if not check.passed and check.mistake:
+                found.setdefault(check_id, Counter()).update([check.mistake])
+    return found
 
 
 def sections(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> str:
@@ -55,19 +50,20 @@ def sections(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[s
         if result is None:
             lines.append(f"<tr><td>{text(student)}</td><td>missing: no submission</td><td></td><td></td><td></td></tr>")
             continue
-        error = any(t["name"] == AUTOGRADER_ERROR for t in result.get("tests", []))
-        late = result.get("extra_data", {}).get("late") or {}
-        flag = (f"{late['days_late']} day(s) late, −{late['penalty']:g}" if late.get("late") else "")
+        result = Results.of(result)
+        error = result.autograder_error is not None
+        late = result.late
+        flag = (f"{late.get('days_late')} day(s) late, −{result.penalty:g}" if late.get("late") else "")
         page = out / student / assignment.id / "feedback.html"
         link = f"<a href='{text(page.relative_to(out).as_posix())}'>feedback</a>" if page.exists() else ""
         lines.append(f"<tr><td>{text(student)}</td><td>{'autograder error' if error else 'graded'}</td>"
-                     f"<td class='num'>{result['score']:g}</td><td>{text(flag)}</td><td>{link}</td></tr>")
+                     f"<td class='num'>{result.score:g}</td><td>{text(flag)}</td><td>{link}</td></tr>")
     parts.append("<h2>Students</h2><table><tr><th>student</th><th>status</th><th class='num'>score</th><th>late</th>"
                  f"<th>feedback page</th></tr>{''.join(lines)}</table>")
     if assignment.questions:
         blocks = []
         for question, points in assignment.questions:
-            given = [(s, r.get("extra_data", {}).get("answers", {}).get(question)) for s, r in rows]
+            given = [(s, Results.of(r).answers.get(question)) for s, r in rows]
             answered = [(s, a) for s, a in given if a]
             items = "".join(f"<tr><td>{text(s)}</td><td><pre>{text(a)}</pre></td></tr>" for s, a in answered)
             blocks.append(f"<h3>{text(question)} ({points:g} point(s), graded by a person)</h3><p>{len(answered)} of "

@@ -15,29 +15,29 @@ import json
 import os
 import select
 import sys
-import traceback
 from pathlib import Path
 
 from autograder.grade import Grader, Report, not_graded
 from autograder.notebook import SubmissionError, check_assignment
-from autograder.results import error_results, gradescope, write_json
+from autograder.results import gradescope, write_atomic, write_json
 
 
 def write_grade(report: Report, assignment, results: Path, page: bool = True) -> Path | None:
     """results.json (with the late flag and reflection answers) and, with ``page``, feedback.html beside it; returns
-    the page if written. A page that cannot be drawn never costs the grade."""
+    the page if written. A page that cannot be drawn never costs the grade: a plain page from results.json instead."""
     from autograder import feedback
     from autograder.gradebook import annotate
 
-    write_json(results, annotate(gradescope(report), Path(report.submission), assignment))
+    data = annotate(gradescope(report), Path(report.submission), assignment)
+    write_json(results, data)
     if not page:
         return None
     path = results.parent / "feedback.html"
     try:
         feedback.write(path, report, assignment)
-    except Exception as exc:  # noqa: BLE001 - the grade is written; a missing page must not fail it
-        print(f"autograder: feedback page not written: {exc!r}", file=sys.stderr)
-        return None
+    except Exception as exc:  # noqa: BLE001 - the grade is written; the page falls back to its text
+        print(f"autograder: feedback page not drawn, a plain one written instead: {exc!r}", file=sys.stderr)
+        write_atomic(path, feedback.render_results(assignment, data))
     return path
 
 
@@ -56,9 +56,10 @@ def grade_job(course, grader: Grader, job: dict, kernel) -> None:
         else:
             report = grader.grade(notebook, kernel)
         write_grade(report, assignment, results)
-    except Exception as exc:  # noqa: BLE001 - this student gets an error entry; the next one is graded
-        traceback.print_exc()
-        write_json(results, error_results(assignment, exc))
+    except Exception as exc:  # noqa: BLE001 - this student gets an error entry and page; the next one is graded
+        from autograder.feedback import write_failure
+
+        write_failure(results, assignment, exc)
     finally:
         if not isinstance(kernel, BaseException):
             kernel.close()  # if the grade did not get as far as stopping it

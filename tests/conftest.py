@@ -56,6 +56,13 @@ def load_variant(path: Path) -> tuple[dict[str, str], list[str], str]:
     return functions, constants.get("FAILS", []), constants.get("HINT", "")
 
 
+def variant_scores(path: Path) -> dict[str, float]:
+    """A catalogue file's SCORES: the checks it loses only some clauses of, with the score they must get."""
+    tree = ast.parse(path.read_text())
+    return next((ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+                 and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "SCORES"), {})
+
+
 def checks_touching(assignment, functions) -> set[str]:
     return {c.name for c in assignment.checks if set(c.functions) & set(functions)}
 
@@ -66,3 +73,37 @@ def results_by_name(report) -> dict:
 
 def read_results(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def assert_outputs_valid(report, assignment, folder: Path) -> dict:
+    """Every output of a graded report, written as the grader writes it: results.json (valid under Gradescope's
+    schema, readable by the ``Results`` model with every check by id), Gradescope's html results, the feedback page,
+    JUnit XML (valid under junit-10.xsd) and a grades CSV row. Returns the results.json written."""
+    import csv
+    import io
+    from html.parser import HTMLParser
+
+    import jsonschema
+    import xmlschema
+
+    from autograder import batch, feedback
+    from autograder.results import Results, gradescope, junit, write_json
+
+    files = Path(__file__).parent / "files"
+    schema = json.loads((files / "gradescope-results.schema.json").read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "results.json", gradescope(report))
+    written = json.loads((folder / "results.json").read_text())
+    jsonschema.validate(written, schema)
+    assert written["score"] >= 0
+    assert set(Results(written).checks) == {r.name for r in report.results}
+    jsonschema.validate(json.loads(json.dumps(feedback.gradescope_html(report, assignment, figures=False),
+                                              allow_nan=False)), schema)
+    page = feedback.render(report, assignment)
+    HTMLParser().feed(page)
+    assert page.count("<section") == len(report.results)
+    (folder / "junit.xml").write_text(junit(written, assignment))
+    xmlschema.XMLSchema(str(files / "junit-10.xsd")).validate(str(folder / "junit.xml"))
+    (row,) = csv.DictReader(io.StringIO(batch.grades_csv([("student", written)], assignment)))
+    assert all(row[r.name] != "" for r in report.results)
+    return written

@@ -10,17 +10,21 @@ import pytest
 
 from autograder.grade import grade
 from autograder.release import solution_lines
-from tests.conftest import CATALOGUE, checks_touching, fill_release, load_variant, results_by_name
+from tests.conftest import (CATALOGUE, assert_outputs_valid, checks_touching, fill_release, load_variant,
+                            results_by_name, variant_scores)
 
 CORRECT = sorted((CATALOGUE / "correct").glob("*.py"))
 BUGS = sorted((CATALOGUE / "bugs").glob("*.py"))
 
 
 def grade_variant(assignment, tmp_path: Path, variant: Path):
+    """Grade a catalogue variant on the checks it touches, and write every output of its grade (each valid)."""
     functions, fails, hint = load_variant(variant)
     checks = checks_touching(assignment, functions)
     submission = fill_release(assignment, tmp_path / "submission.ipynb", functions)
-    return results_by_name(grade(submission, assignment, only=checks)), set(fails), hint
+    report = grade(submission, assignment, only=checks)
+    assert_outputs_valid(report, assignment, tmp_path / "outputs")
+    return results_by_name(report), set(fails), hint
 
 
 @pytest.mark.parametrize("variant", CORRECT, ids=[p.stem for p in CORRECT])
@@ -34,10 +38,15 @@ def test_correct_variant_gets_full_marks(assignment, tmp_path, variant):
 @pytest.mark.parametrize("variant", BUGS, ids=[p.stem for p in BUGS])
 def test_bug_loses_marks_on_the_right_check(assignment, tmp_path, variant):
     results, fails, hint = grade_variant(assignment, tmp_path, variant)
-    assert fails, f"{variant.name} must say which checks it fails (FAILS = [...])"
+    scores = variant_scores(variant)
+    assert fails or scores, f"{variant.name} must say which checks it fails (FAILS = [...], or SCORES = {{...}})"
     for name in fails:
         assert results[name].score == 0, f"{name} should fail for {variant.stem}: {results[name].output}"
         assert results[name].output.strip()
+    for name, score in scores.items():  # a clause of the contract lost: its share, not the function's points
+        assert results[name].score == score and not results[name].passed, (name, results[name].output)
+        lost = [c for c in results[name].clauses if c["score"] < c["points"]]
+        assert lost and all(f"−{c['points']:g} of" in results[name].output for c in lost)
     if hint:
         exact = next(r for name, r in results.items() if name.endswith("_exact"))
         assert hint in exact.output, exact.output

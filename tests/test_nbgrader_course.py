@@ -302,9 +302,12 @@ def test_named_mistakes_are_counted_once_per_student_and_check(assignment):
     from autograder.teaching import mistakes
 
     title = assignment.check("pg_loss_exact").title
-    failed = {"name": title, "status": "failed", "output": "2 of 6 wrong.\nLikely mistake: the sign is flipped."}
-    rows = [("a", {"tests": [failed]}), ("b", {"tests": [failed, {**failed, "status": "passed"}]}),
-            ("c", {"tests": [{**failed, "output": "wrong, no hint"}]})]
+    failed = {"name": title, "status": "failed", "output": "2 of 6 wrong.", "extra_data": {"check": "pg_loss_exact"}}
+    named = {"checks": {"pg_loss_exact": {"score": 0, "mistake": "the sign is flipped"}}}
+    rows = [("a", {"tests": [failed], "extra_data": named}),
+            ("b", {"tests": [failed, {**failed, "visibility": "after_due_date"}], "extra_data": named}),
+            ("c", {"tests": [failed], "extra_data": {"checks": {"pg_loss_exact": {"score": 0, "mistake": None}}}}),
+            ("d", {"tests": [{**failed, "status": "passed"}], "extra_data": named})]
     assert mistakes(rows, assignment) == {"pg_loss_exact": {"the sign is flipped": 2}}
 
 

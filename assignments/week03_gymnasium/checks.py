@@ -127,6 +127,7 @@ class ReinforceBatchLossExact(ReinforceLossExact):
     title: ClassVar[str] = "reinforce_batch_loss: −(1/N) Σ_t log π(a_t|s_t) · normalised G_t over a batch"
     functions: ClassVar[tuple[str, ...]] = ("reinforce_batch_loss",)
     driver: ClassVar = staticmethod(drivers.call_batch_loss)
+    scale_example: ClassVar[str] = "e.g. a sum instead of a mean over steps"
 
     def _case(self, rng, n, episodes=None):
         """Log-probabilities of ``n`` steps and the discounted returns of ``episodes`` episodes laid end to end."""
@@ -164,8 +165,7 @@ class ReinforceBatchLossExact(ReinforceLossExact):
         if have.shape == np.shape(expected["grad"]) and not np.all(np.isfinite(have)):
             return (f"The gradient is not finite ({fmt(have)}): when every return of the batch is the same, their "
                     "standard deviation is 0; add a small epsilon (1e-8) to it before dividing.")
-        problem = super().compare(case, expected, got)
-        return problem and problem.replace("e.g. a mean over steps", "e.g. a sum instead of a mean over steps")
+        return super().compare(case, expected, got)
 
 
 # --------------------------------------------------------------------------------------------------- behaviour
@@ -215,7 +215,7 @@ class CartpoleReinforceLearns(GymReinforceLearns):
     ylim: ClassVar[tuple[float, float] | None] = (0.0, 520.0)
     window: ClassVar[int] = 100
 
-    def hint(self, metrics):
+    def hint(self, outcomes):
         return ("The policy did not learn to balance the pole within the step budget: check the sign of the loss, "
                 "that each step is weighted by its own normalised return, and that categorical_log_prob returns the "
                 "log-probabilities of the actions taken (log_softmax), still connected to the logits.")
@@ -237,7 +237,7 @@ class PendulumReinforceLearns(GymReinforceLearns):
     def settings(self):
         return super().settings() | {"log_std": self.log_std}
 
-    def hint(self, metrics):
+    def hint(self, outcomes):
         return ("The policy did not learn to keep the pendulum up within the step budget: check gaussian_log_prob "
                 "(−(a − μ)²/(2σ²) − log σ − ½·log 2π, summed over the action dimensions, with σ = exp(log_std)) and "
                 "the sign of the loss.")

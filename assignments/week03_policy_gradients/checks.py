@@ -8,12 +8,12 @@ checks train with the student's functions on the lecture's environments. Drivers
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from gradekit.checks import Check, ConvergenceCheck, ExactCheck, as_reference, fmt
+from gradekit.checks import Check, ConvergenceCheck, ExactCheck, as_reference, fmt, number
 from gradekit.drivers import build_network, network_params
 
 from . import drivers, views
@@ -24,6 +24,9 @@ class PolicyGradientUpdateExact(ExactCheck):
     title: ClassVar[str] = "policy_gradient_update: the policy-gradient update of the logits"
     functions: ClassVar[tuple[str, ...]] = ("policy_gradient_update",)
     driver: ClassVar = staticmethod(drivers.call_update)
+    clause_shares: ClassVar[dict[str, float]] = {"policy": 2 / 3, "shape": 1 / 3}
+    clause_names: ClassVar[dict[str, str]] = {"policy": "the new policy",
+                                              "shape": "the logits keep their shape, in place or returned"}
     atol: float = 1e-6
     def fixed_cases(self):
         lecture = [0.5488135, 0.71518937, 0.60276338]  # np.random.seed(0); np.random.rand(3, 1)
@@ -49,15 +52,16 @@ class PolicyGradientUpdateExact(ExactCheck):
         return "policy " + fmt(drivers.softmax(np.asarray(answer["logits"], dtype=float)))
 
     def compare(self, case, expected, got):
-        if got["shape"] != case["shape"]:
-            return f"The logits came back with shape {tuple(got['shape'])}; they must keep the shape " \
-                   f"{tuple(case['shape'])} they came in."
+        found = {}
         want = drivers.softmax(np.asarray(expected["logits"]))
         have = drivers.softmax(np.asarray(got["logits"], dtype=float))
         if not np.all(np.isfinite(have)) or not np.allclose(have, want, rtol=0, atol=self.atol):
-            return f"Policy softmax(new logits): expected {fmt(want)}, got {fmt(have)} " \
-                   "(logits are compared through the policy they give, so adding a constant to all is fine)."
-        return None
+            found["policy"] = f"Policy softmax(new logits): expected {fmt(want)}, got {fmt(have)} " \
+                              "(logits are compared through the policy they give, so adding a constant to all is fine)."
+        if got["shape"] != case["shape"]:
+            found["shape"] = f"The logits came back with shape {tuple(got['shape'])}; they must keep the shape " \
+                             f"{tuple(case['shape'])} they came in (changed in place or returned)."
+        return found or None
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class PgLossExact(ExactCheck):
     title: ClassVar[str] = "pg_loss: the policy-gradient loss of one step"
     functions: ClassVar[tuple[str, ...]] = ("pg_loss",)
     driver: ClassVar = staticmethod(drivers.call_pg_loss)
+    clause_shares: ClassVar[dict[str, float]] = {"gradient": 1.0}
+    clause_names: ClassVar[dict[str, str]] = {"gradient": "the gradient of the loss"}
     rtol: float = 1e-4
     atol: float = 1e-6
     def _case(self, rng, sizes, state, action, reward):
@@ -106,6 +112,8 @@ class DiscountedReturnsExact(ExactCheck):
     title: ClassVar[str] = "discounted_returns: G_t = Σ_k γ^k r_(t+k) for every t"
     functions: ClassVar[tuple[str, ...]] = ("discounted_returns",)
     driver: ClassVar = staticmethod(drivers.call_returns)
+    clause_shares: ClassVar[dict[str, float]] = {"values": 0.75, "shape": 0.25}
+    clause_names: ClassVar[dict[str, str]] = {"values": "the returns", "shape": "one return per step, 1-D"}
     rtol: float = 1e-4
     def fixed_cases(self):
         rng = np.random.default_rng(self.seed + 1)
@@ -131,13 +139,15 @@ class DiscountedReturnsExact(ExactCheck):
         return fmt(answer["returns"])
 
     def compare(self, case, expected, got):
+        found = {}
         want, have = np.asarray(expected["returns"]), np.asarray(got["returns"], dtype=float)
-        if tuple(got["shape"]) != want.shape:
-            return f"Expected a 1-D result of length {len(want)} (one return per step), got shape {tuple(got['shape'])}."
         scale = max(1.0, float(np.abs(want).max()))
-        if not np.allclose(have, want, rtol=self.rtol, atol=self.rtol * scale):
-            return f"Returns: expected {fmt(want)}, got {fmt(have)}."
-        return None
+        if have.size != want.size or not np.allclose(have.ravel(), want, rtol=self.rtol, atol=self.rtol * scale):
+            found["values"] = f"Returns: expected {fmt(want)}, got {fmt(have)}."
+        if tuple(got["shape"]) != want.shape:
+            found["shape"] = f"Expected a 1-D result of length {len(want)} (one return per step), got shape " \
+                             f"{tuple(got['shape'])}."
+        return found or None
 
 
 @dataclass(frozen=True)
@@ -145,6 +155,11 @@ class ReinforceLossExact(ExactCheck):
     title: ClassVar[str] = "reinforce_loss: −Σ_t log π(a_t|s_t) (G_t − b_t)"
     functions: ClassVar[tuple[str, ...]] = ("reinforce_loss",)
     driver: ClassVar = staticmethod(drivers.call_reinforce_loss)
+    clause_shares: ClassVar[dict[str, float]] = {"gradient": 2 / 3, "advantages_constant": 1 / 3}
+    clause_names: ClassVar[dict[str, str]] = {"gradient": "the gradient with respect to the log-probabilities",
+                                              "advantages_constant": "the advantages are constants (no gradient "
+                                                                     "reaches the returns or the baseline)"}
+    scale_example: ClassVar[str] = "e.g. a mean over steps"  # an equivalent scale of the loss, named in its message
     rtol: float = 1e-3
     def _case(self, rng, length, baseline):
         case = {"log_probs": np.log(rng.uniform(0.05, 0.95, length)).round(6).tolist(),
@@ -182,28 +197,31 @@ class ReinforceLossExact(ExactCheck):
     def value(self, answer):
         return "gradient " + fmt(answer["grad"])
 
+    def tested(self, case):
+        return ("gradient", "advantages_constant") if case.get("advantages_grad") else ("gradient",)
+
     def compare(self, case, expected, got):
         """The gradient must be a positive multiple of the reference's (sum or mean over steps are both fine)."""
         want, have = np.asarray(expected["grad"]), np.asarray(got["grad"], dtype=float)
         if have.shape != want.shape or not np.all(np.isfinite(have)):
-            return f"Gradient with respect to log_probs: expected {fmt(want)}, got {fmt(have)}."
+            return {"gradient": f"Gradient with respect to log_probs: expected {fmt(want)}, got {fmt(have)}."}
         norm = float(np.linalg.norm(want))
         if norm == 0:
             ok = np.allclose(have, 0, atol=1e-6)
         else:
             scale = float(have @ want) / norm**2
             ok = scale > 0 and np.linalg.norm(have - scale * want) <= self.rtol * max(np.linalg.norm(have), 1e-12)
-        if not ok:
-            return f"Gradient with respect to log_probs: expected {fmt(want)} (or a positive multiple, e.g. a mean " \
-                   f"over steps), got {fmt(have)}."
+        found = {} if ok else {"gradient": f"Gradient with respect to log_probs: expected {fmt(want)} (or a positive "
+                                           f"multiple, {self.scale_example}), got {fmt(have)}."}
         # the advantages are constants: no gradient may reach the returns or the baseline. (A known mistake that
         # lets it through is recognised by its gradient w.r.t. the log-probabilities alone.)
         if "advantage_grad" in expected and np.allclose(expected["advantage_grad"], 0.0, atol=1e-9):
             have_adv = np.asarray(got.get("advantage_grad", []), dtype=float)
             if not np.allclose(have_adv, 0.0, atol=1e-7):
-                return f"Gradient with respect to the returns and the baseline (they require grad here): expected " \
-                       f"none, got {fmt(have_adv)}. The advantages G_t − b_t must be constants (detach them)."
-        return None
+                found["advantages_constant"] = (
+                    f"Gradient with respect to the returns and the baseline (they require grad here): expected "
+                    f"none, got {fmt(have_adv)}. The advantages G_t − b_t must be constants (detach them).")
+        return found or None
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,11 @@ class StateValueBaselineExact(ExactCheck):
     title: ClassVar[str] = "state_value_baseline: b_t = V(s_t) from earlier episodes, then V(s) moves towards G_t"
     functions: ClassVar[tuple[str, ...]] = ("state_value_baseline",)
     driver: ClassVar = staticmethod(drivers.call_state_value_baseline)
+    clause_shares: ClassVar[dict[str, float]] = {"baseline": 1 / 3, "table": 1 / 3, "constant": 1 / 6, "dtype": 1 / 6}
+    clause_names: ClassVar[dict[str, str]] = {"baseline": "the baseline b_t",
+                                              "table": "the table updated in place",
+                                              "constant": "no gradient flows through the baseline",
+                                              "dtype": "a torch.float32 tensor"}
     atol: float = 1e-5
 
     def _case(self, rng, length, table_states, step, returns_grad=False):
@@ -255,22 +278,32 @@ class StateValueBaselineExact(ExactCheck):
         table = "{" + ", ".join(f"{s}: {v:.4g}" for s, v in answer["table"]) + "}"
         return f"baseline {fmt(answer['baseline'])}, table after {table}"
 
+    def tested(self, case):
+        return ("baseline", "table", "constant", "dtype") if case.get("returns_grad") else ("baseline", "table",
+                                                                                          "dtype")
+
     def compare(self, case, expected, got):
+        found = {}
         want, have = np.asarray(expected["baseline"]), np.asarray(got["baseline"], dtype=float)
         if have.shape != want.shape or not np.allclose(have, want, rtol=0, atol=self.atol):
-            return f"Baseline b_t: expected {fmt(want)}, got {fmt(have)}."
+            found["baseline"] = f"Baseline b_t: expected {fmt(want)}, got {fmt(have)}."
         if got.get("carries_grad") and not expected.get("carries_grad"):
-            return "The baseline carries a gradient (it requires grad): it must be a constant, e.g. built with " \
-                   "torch.tensor from the table's numbers."
+            found["constant"] = "The baseline carries a gradient (it requires grad): it must be a constant, e.g. " \
+                                "built with torch.tensor from the table's numbers."
         want_table, have_table = dict(expected["table"]), dict(got["table"])
         if set(have_table) != set(want_table):
-            return f"The table after the episode has the states {sorted(have_table)}; expected {sorted(want_table)} " \
-                   "(it is updated in place, one entry per state seen)."
-        for state in sorted(want_table):
-            if not math.isclose(have_table[state], want_table[state], rel_tol=0, abs_tol=self.atol):
-                return f"The table's value of state {state} after the episode: expected {want_table[state]:.6g}, " \
-                       f"got {have_table[state]:.6g}."
-        return None
+            found["table"] = f"The table after the episode has the states {sorted(have_table)}; expected " \
+                             f"{sorted(want_table)} (it is updated in place, one entry per state seen)."
+        else:
+            for state in sorted(want_table):
+                if not math.isclose(have_table[state], want_table[state], rel_tol=0, abs_tol=self.atol):
+                    found["table"] = f"The table's value of state {state} after the episode: expected " \
+                                     f"{want_table[state]:.6g}, got {have_table[state]:.6g}."
+                    break
+        if got.get("dtype") != expected.get("dtype"):
+            found["dtype"] = f"The baseline is a {got.get('dtype')}; the docstring promises a torch.Tensor of dtype " \
+                             f"{expected.get('dtype')}."
+        return found or None
 
 
 @dataclass(frozen=True)
@@ -291,8 +324,9 @@ class BanditTableLearns(ConvergenceCheck):
     def metric(self, data):
         return float(data["probs"][-1][0])  # P(L) after the last step
 
-    def hint(self, metrics):
-        if np.nanmean(metrics) < 1 / 3:
+    def hint(self, outcomes):
+        metrics = [o["criteria"][0]["value"] for o in outcomes if o["criteria"]]
+        if metrics and np.nanmean(metrics) < 1 / 3:
             return "P(L) fell below its starting value of about 1/3: the update moves away from the rewarded action."
         return "P(L) barely moved from about 1/3: are the logits actually updated (and returned, or changed in place)?"
 
@@ -331,7 +365,7 @@ class ChainReinforceLearns(ConvergenceCheck):
     def metric(self, data):
         return float(np.mean(data["episode_returns"][-self.window:]))
 
-    def hint(self, metrics):
+    def hint(self, outcomes):
         return ("The policy did not learn to walk right twice and then stay: check the sign of the loss, that returns "
                 "are discounted from each step to the end of the episode, and that the loss stays connected to the "
                 "log-probabilities.")
@@ -378,36 +412,13 @@ class ChainBaselineLearns(ChainReinforceLearns):
     def ratio(self, data) -> float:
         return weight_variance_ratio(data["weights"])
 
-    def metric(self, data):
-        """The last-50 mean return, counted only if the baseline also lowered the variance enough (otherwise −∞:
-        the seed fails whatever its return). ``calibrate`` and the k-of-n rule see this one number."""
-        return super().metric(data) if self.ratio(data) <= self.max_ratio else -math.inf
+    def criteria(self, data):
+        """Two per seed: the last-50 mean return, as without a baseline, and the variance ratio of the weights."""
+        return super().criteria(data) + [("variance of G_t − b_t / variance of G_t", self.ratio(data), "≤",
+                                          self.max_ratio)]
 
-    def judge(self, cases, answers, reference):
-        """As a convergence check, with a message naming both numbers each seed must reach."""
-        failed = self.error_result(answers)
-        if failed:  # nothing ran (e.g. not implemented): the error is the message
-            return failed
-        result = super().judge(cases, answers, reference)
-        returns = [ChainReinforceLearns.metric(self, a["ok"]) if "ok" in a else math.nan for a in answers]
-        ratios = [self.ratio(a["ok"]) if "ok" in a else math.nan for a in answers]
-        seeds = list(self.seeds)[:len(answers)]
-        shown = ", ".join(f"{seed}: " + ("error" if math.isnan(g) else f"return {g:.3f}, ratio {v:.3f}")
-                          for seed, g, v in zip(seeds, returns, ratios))
-        passing = sum(g >= self.threshold and v <= self.max_ratio for g, v in zip(returns, ratios))
-        text = (f"With your baseline, per seed: the mean return of the last {self.window} episodes, and the variance "
-                f"of the advantages G_t − b_t over that of the returns G_t, over all the steps of the run ({shown}). "
-                f"Needed a return ≥ {self.threshold} and a ratio ≤ {self.max_ratio} on at least {self.min_passing} "
-                f"of {len(self.seeds)} seeds; {passing} did.")
-        first, _, rest = result.output.partition("\n")
-        if " Seeds " in first:
-            text += first[first.index(" Seeds "):]
-        output = text + ("\n" + rest if rest else "")
-        clean = [None if math.isnan(v) else round(v, 4) for v in ratios]
-        return replace(result, output=output, data=result.data | {"variance_ratios": clean})
-
-    def hint(self, metrics):
-        if any(m == -math.inf for m in metrics):
+    def hint(self, outcomes):
+        if any(not c["passed"] for o in outcomes for c in o["criteria"][1:]):
             return ("Your baseline did not take enough of the returns' variance out: b_t must be the value V(s_t) of "
                     "the state of step t, read from the table before this episode updates it, and each V(s) must move "
                     "towards the returns seen from s (V(s) + step·(G − V(s))).")
@@ -415,10 +426,10 @@ class ChainBaselineLearns(ChainReinforceLearns):
                 "earlier episodes only (read the table before you update it), and be subtracted from the returns.")
 
     def summary(self, data):
-        ratios = [v for v in data.get("variance_ratios") or [] if v is not None]
+        ratios = [r["variance_ratio"] for r in data.get("runs") or [] if r and r.get("variance_ratio") is not None]
         if not ratios:
             return None
-        return (f"Variance of G_t − b_t / variance of G_t per seed: {', '.join(f'{v:.3f}' for v in ratios)} "
+        return (f"Variance of G_t − b_t / variance of G_t per seed: {', '.join(number(v) for v in ratios)} "
                 f"(needed ≤ {self.max_ratio:g}).")
 
 

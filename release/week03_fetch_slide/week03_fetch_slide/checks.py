@@ -130,7 +130,7 @@ class ImitationClonesController(ConvergenceCheck):
     def metric(self, data):
         return float(sum(data["successes"]) / max(1.0, sum(data["controller_successes"])))
 
-    def hint(self, metrics):
+    def hint(self, outcomes):
         return ("The cloned policy slid the puck onto the goal far less often than the controller it imitates. "
                 "Minimising the imitation loss must pull the policy's mean toward the demonstrated actions: check the "
                 "sign of the loss, and that it stays connected to mean and log_std.")

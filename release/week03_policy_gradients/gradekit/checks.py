@@ -18,7 +18,7 @@ import copy
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -29,16 +29,47 @@ from gradekit.protocol import run_case
 
 @dataclass(frozen=True)
 class CheckResult:
+    """A check's verdict as data: every output (results.json, the feedback page, JUnit, the class report) is rendered
+    from these fields, and none of them is parsed back out of the text.
+
+    ``output`` is what a student always sees (the verdict, the likely mistake, the clauses lost); ``details`` is the
+    first wrong case, whose inputs may be those of a hidden case (Gradescope shows it after the due date); ``mistake``
+    the named known mistake that reproduces every wrong answer; ``clauses`` an exactness check's points per clause of
+    the contract; ``seeds`` a behaviour check's outcome per seed, each with its metrics and pass criteria; ``hint`` a
+    failed behaviour check's hint (which the grader replaces when a function it trains with failed its own check)."""
+
     name: str
     title: str
     score: float
     max_score: float
     output: str
     data: dict = field(default_factory=dict)
+    details: str = ""
+    mistake: str | None = None
+    clauses: tuple = ()
+    seeds: tuple = ()
+    hint: str | None = None  # a failed behaviour check's hint, the last line of ``output``
 
     @property
     def passed(self) -> bool:
         return self.score >= self.max_score
+
+    @property
+    def full_output(self) -> str:
+        """The verdict and the details, for those who may see both (the student's own page, the terminal)."""
+        return self.output + (f"\n{self.details}" if self.details else "")
+
+
+def number(value) -> str:
+    """A metric in words when it is not a finite number: a diverged run is a normal outcome, not an error."""
+    if value is None:
+        return "not run"
+    value = float(value)
+    if math.isnan(value):
+        return "not a number"
+    if math.isinf(value):
+        return f"diverged ({'+' if value > 0 else '−'}∞)"
+    return f"{value:.3f}"
 
 
 def describe_error(function: str, error: dict) -> str:
@@ -110,6 +141,12 @@ class Check:
         return CheckResult(self.name, self.title, float(self.points) if passed else 0.0, float(self.points),
                            output, data)
 
+    def partial(self, score: float, output: str, **fields) -> CheckResult:
+        """A result scored ``score`` of the check's points (e.g. clause by clause), with structured fields."""
+        data = fields.pop("data", {})
+        return CheckResult(self.name, self.title, round(max(0.0, min(score, float(self.points))), 4),
+                           float(self.points), output, data, **fields)
+
     def error_result(self, answers: list[dict]) -> CheckResult | None:
         """A failed result naming the first error, if every answer is an error (e.g. not implemented)."""
         errors = [a["error"] for a in answers if "error" in a]
@@ -157,10 +194,36 @@ def as_reference(reference) -> Reference:
 # --------------------------------------------------------------------------------------------------- exactness
 @dataclass(frozen=True)
 class ExactCheck(Check):
-    """Every case must match the reference under the contract's equivalences; any mismatch fails the check."""
+    """Every case must match the reference under the contract's equivalences.
+
+    The cases test clauses of the function's contract (``clause_shares``: the values, the gradient, the shape, in
+    place or returned, the dtype, ...), and the check's points are split over them (course.toml's ``clauses``, else
+    the shares). The first clause is the function's values: while any case breaks it, no clause scores; once it holds,
+    each other clause scores its points unless a case breaks it. So one forgotten ``.detach()`` costs its clause, not
+    the function."""
 
     seed: int
     random_cases: int
+    clauses: tuple = ()  # course.toml: {clause = points, ...}, adding up to the check's points; else the shares
+    clause_shares: ClassVar[dict[str, float]] = {"values": 1.0}  # clause -> share of the points; the first: values
+    clause_names: ClassVar[dict[str, str]] = {}  # clause -> what it says, for the feedback
+
+    def __post_init__(self):
+        super().__post_init__()
+        given = dict(self.clauses)
+        if given:
+            unknown = sorted(set(given) - set(self.clause_shares))
+            missing = sorted(set(self.clause_shares) - set(given))
+            if unknown or missing:
+                raise ValueError(f"clauses must give the points of each of {', '.join(self.clause_shares)}"
+                                 + (f"; {unknown[0]!r} is not one" if unknown else f"; {missing[0]!r} is missing"))
+            if not all(isinstance(v, (int, float)) and v >= 0 for v in given.values()) or not math.isclose(
+                    sum(given.values()), self.points, abs_tol=1e-9):
+                raise ValueError(f"clauses' points must be numbers ≥ 0 adding up to the check's points "
+                                 f"({self.points:g}), got {given}")
+        points = {c: float(given[c]) if given else round(self.points * share, 4)
+                  for c, share in self.clause_shares.items()}
+        object.__setattr__(self, "clauses", tuple(points.items()))
 
     def fixed_cases(self) -> list[dict]:
         return []
@@ -172,37 +235,70 @@ class ExactCheck(Check):
         rng = np.random.default_rng(self.seed)
         return self.fixed_cases() + [self.random_case(rng) for _ in range(self.random_cases)]
 
-    def compare(self, case: dict, expected: dict, got: dict) -> str | None:
-        """None if ``got`` is a correct answer to ``case``, else what is wrong, for the student."""
+    def compare(self, case: dict, expected: dict, got: dict) -> str | dict[str, str] | None:
+        """None if ``got`` is a correct answer to ``case``, else what is wrong, for the student: one text (a problem
+        of the values), or {clause: text} for every clause the answer breaks."""
         raise NotImplementedError
+
+    def tested(self, case: dict) -> tuple[str, ...]:
+        """The clauses a case tests (e.g. the advantages' gradient only where they require grad): by default all."""
+        return tuple(self.clause_shares)
+
+    def problems(self, case: dict, expected: dict, got: dict) -> dict[str, str]:
+        found = self.compare(case, expected, got)
+        if not found:
+            return {}
+        return dict(found) if isinstance(found, dict) else {next(iter(self.clause_shares)): found}
 
     def show(self, case: dict) -> str:
         return ", ".join(f"{k}={fmt(v) if isinstance(v, list) else v}" for k, v in case.items())
+
+    def clause_name(self, clause: str) -> str:
+        return self.clause_names.get(clause, clause.replace("_", " "))
 
     def judge(self, cases, answers, reference):
         failed = self.error_result(answers)
         if failed:
             return failed
         reference = as_reference(reference)
+        values = next(iter(self.clause_shares))
         wrong = []
         for case, answer in zip(cases, answers, strict=True):
             if "error" in answer:
-                wrong.append({"case": case, "problem": self.describe(answer["error"])})
+                wrong.append({"case": case, "problem": self.describe(answer["error"]), "clauses": {values: ""}})
                 continue
             expected = reference.expected(self, case)
-            problem = self.compare(case, expected, answer["ok"])
-            if problem:
-                wrong.append({"case": case, "problem": problem, "expected": expected, "got": answer["ok"]})
+            found = self.problems(case, expected, answer["ok"])
+            if found:
+                wrong.append({"case": case, "problem": next(iter(found.values())), "clauses": found,
+                              "expected": expected, "got": answer["ok"]})
+        outcomes = []
+        for clause, points in self.clauses:
+            broken = sum(clause in w["clauses"] for w in wrong)
+            outcomes.append({"clause": clause, "name": self.clause_name(clause), "points": points,
+                             "cases": sum(clause in self.tested(c) for c in cases), "wrong": broken,
+                             "score": 0.0 if broken else points})
+        if outcomes[0]["wrong"]:
+            outcomes = [o | {"score": 0.0} for o in outcomes]
+        score = sum(o["score"] for o in outcomes)
         if not wrong:
-            return self.result(True, f"All {len(cases)} cases match the expected values.")
-        text = (f"{len(wrong)} of {len(cases)} cases are wrong. First wrong case: {self.show(wrong[0]['case'])}.\n"
-                f"{wrong[0]['problem']}")
+            return self.partial(score, f"All {len(cases)} cases match the expected values.", clauses=tuple(outcomes))
+        lines = [f"{len(wrong)} of {len(cases)} cases are wrong."]
+        if len(outcomes) > 1 and outcomes[0]["wrong"]:
+            lines.append(f"Clause \"{outcomes[0]['name']}\": {outcomes[0]['wrong']} of {outcomes[0]['cases']} cases "
+                         f"break it; while it is broken, no clause scores: 0 of {self.points:g} points.")
+        elif len(outcomes) > 1:
+            lines += [f"Clause \"{o['name']}\": {o['wrong']} of {o['cases']} cases break it: −{o['points']:g} of "
+                      f"{self.points:g} points." for o in outcomes if o["wrong"]]
         hint = self.diagnose(wrong, reference)
+        if hint:
+            lines.append(f"Likely mistake: {hint}.")
+        details = f"First wrong case: {self.show(wrong[0]['case'])}.\n{wrong[0]['problem']}"
         table = [{"case": self.show(w["case"]), "problem": w["problem"],
                   "expected": self.value(w["expected"]) if "expected" in w else "",
                   "got": self.value(w["got"]) if "got" in w else "error"} for w in wrong[:3]]
-        return self.result(False, text + (f"\nLikely mistake: {hint}." if hint else ""), wrong_cases=len(wrong),
-                           wrong=table)
+        return self.partial(score, "\n".join(lines), details=details, mistake=hint, clauses=tuple(outcomes),
+                            data={"wrong_cases": len(wrong), "wrong": table})
 
     def value(self, answer: dict) -> str:
         """A driver's answer in a few numbers, for the feedback table of wrong cases."""
@@ -215,7 +311,7 @@ class ExactCheck(Check):
             return None
         runs = [reference.mistaken(self, w["case"]) for w in answered]
         for label in runs[0]:
-            if all("ok" in r.get(label, {}) and self.compare(w["case"], r[label]["ok"], w["got"]) is None
+            if all("ok" in r.get(label, {}) and not self.problems(w["case"], r[label]["ok"], w["got"])
                    for r, w in zip(runs, answered)):
                 return label
         return None
@@ -259,6 +355,26 @@ class ConvergenceCheck(Check):
     def metric(self, data: dict) -> float:
         raise NotImplementedError
 
+    def criteria(self, data: dict) -> list[tuple[str, float, str, float]]:
+        """The pass criteria of one seed's run, each (what, value, "≥" or "≤", bound); the seed passes when it meets
+        every one. By default one: the metric reaches the threshold."""
+        return [(self.metric_name, self.metric(data), "≥", self.threshold)]
+
+    def outcome(self, seed: int, answer: dict) -> dict:
+        """One seed's outcome as data: its status, each criterion with its value and whether it was met (a value that
+        is not a finite number, e.g. a diverged run, meets none), and whether the seed passed."""
+        if "ok" not in answer:
+            return {"seed": seed, "status": "error", "criteria": [], "passed": False}
+        criteria = []
+        for what, value, rule, bound in self.criteria(answer["ok"]):
+            value = float(value)
+            met = math.isfinite(value) and (value >= bound if rule == "≥" else value <= bound)
+            criteria.append({"name": what, "value": value, "rule": rule, "bound": bound, "passed": bool(met)})
+        return {"seed": seed, "status": "ok", "criteria": criteria, "passed": all(c["passed"] for c in criteria)}
+
+    def outcomes(self, answers: list[dict]) -> list[dict]:
+        return [self.outcome(seed, answer) for seed, answer in zip(self.seeds, answers)]
+
     def batches(self, cases, workers=1):
         """``workers`` seeds at a time (run in parallel), so that grading stops as soon as the k-of-n verdict is
         settled. Always a prefix of the seeds, so an early verdict is the verdict of all of them."""
@@ -273,34 +389,48 @@ class ConvergenceCheck(Check):
 
     def settled(self, answers):
         """Sequential stopping that cannot change the verdict: enough seeds passed, or too many failed."""
-        passing = sum(m >= self.threshold for m in self.metrics(answers))
+        passing = sum(o["passed"] for o in self.outcomes(answers))
         return passing >= self.min_passing or len(answers) - passing > len(self.seeds) - self.min_passing
 
     def judge(self, cases, answers, reference):
         failed = self.error_result(answers)
         if failed:
             return failed
-        metrics = self.metrics(answers)
-        passing = sum(m >= self.threshold for m in metrics)
+        outcomes = self.outcomes(answers)
+        passing = sum(o["passed"] for o in outcomes)
         passed = passing >= self.min_passing
-        seeds = list(self.seeds)[:len(answers)]
-        shown = ", ".join(f"{seed}: " + ("error" if math.isnan(m) else f"{m:.3f}") for seed, m in zip(seeds, metrics))
-        text = (f"{self.metric_name} per seed ({shown}). Needed ≥ {self.threshold} on at least {self.min_passing} "
-                f"of {len(self.seeds)} seeds; {passing} reached it.")
+        rules = [(what, rule, bound) for what, _, rule, bound in self.criteria_shown(outcomes)]
+        shown = ", ".join(f"{o['seed']}: " + (" and ".join(number(c["value"]) for c in o["criteria"]) or "error")
+                          for o in outcomes)
+        if len(rules) == 1:
+            text = (f"{rules[0][0]} per seed ({shown}). Needed {rules[0][1]} {rules[0][2]} on at least "
+                    f"{self.min_passing} of {len(self.seeds)} seeds; {passing} reached it.")
+        else:
+            text = (f"Per seed, {' and '.join(what for what, _, _ in rules)} ({shown}). Needed "
+                    f"{' and '.join(f'{what} {rule} {bound}' for what, rule, bound in rules)} on at least "
+                    f"{self.min_passing} of {len(self.seeds)} seeds; {passing} did.")
         if len(answers) < len(self.seeds):
             text += f" Seeds {list(self.seeds)[len(answers):]} were not needed: the verdict was already settled."
         errors = [a["error"] for a in answers if "error" in a]
         if errors:
             text += "\n" + self.describe(errors[0])
-        if not passed:
-            text += "\n" + self.hint(metrics)
-        return self.result(passed, text, seeds=seeds, runs=[self.keep(a) for a in answers],
-                           metrics=[None if math.isnan(m) else m for m in metrics])
+        hint = None if passed else self.hint(outcomes)
+        if hint:
+            text += "\n" + hint
+        return replace(self.result(passed, text, runs=[self.keep(a) for a in answers],
+                                   metrics=[None if "ok" not in a else float(self.metric(a["ok"])) for a in answers]),
+                       seeds=tuple(outcomes), hint=hint)
 
-    def hint(self, metrics) -> str:
+    def criteria_shown(self, outcomes: list[dict]) -> list[tuple[str, float, str, float]]:
+        """The criteria named in the message: those of a seed that ran, else the check's own."""
+        ran = next((o["criteria"] for o in outcomes if o["criteria"]), None)
+        if ran is not None:
+            return [(c["name"], c["value"], c["rule"], c["bound"]) for c in ran]
+        return [(self.metric_name, math.nan, "≥", self.threshold)]
+
+    def hint(self, outcomes: list[dict]) -> str:
+        """What to look at, from the seeds' outcomes (which criteria failed)."""
         return "Training with your functions did not learn reliably enough."
-
-
 
 
 # ---------------------------------------------------------------------------------------------------- registry

@@ -111,9 +111,12 @@ def call_state_value_baseline(fn, case: dict) -> dict:
     returns = torch.tensor(case["returns"], dtype=torch.float32, requires_grad=bool(case.get("returns_grad")))
     baseline = fn(list(case["states"]), returns, table, case["step"])
     carries_grad = isinstance(baseline, torch.Tensor) and baseline.requires_grad
+    dtype = f"{type(baseline).__name__} of dtype {baseline.dtype}" if hasattr(baseline, "dtype") else \
+        type(baseline).__name__
     value = as_vector(baseline, "the baseline", len(case["states"]))
     after = read_table(table, "the table")
-    return {"baseline": value.ravel().tolist(), "table": sorted(after.items()), "carries_grad": carries_grad}
+    return {"baseline": value.ravel().tolist(), "table": sorted(after.items()), "carries_grad": carries_grad,
+            "dtype": dtype}
 
 
 # --------------------------------------------------------------------------------------------- behaviour drivers

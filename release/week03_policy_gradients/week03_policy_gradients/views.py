@@ -103,7 +103,7 @@ def chain_views(check, runs: list, reference: list, extra: dict) -> Figure:
         ax.bar(x + 0.2, ([ratio(r) for r in runs] + [np.nan] * len(x))[:len(x)], 0.4, color=YOURS, label="your code")
         ax.axhline(check.max_ratio, color="tab:red", linestyle="--", linewidth=0.8,
                    label=f"must be ≤ {check.max_ratio:g}")
-        ax.set_ylim(0, max(1.2, *(v * 1.1 for v in (ratio(r) for r in runs) if np.isfinite(v))))
+        ax.set_ylim(0, max([1.2] + [v * 1.1 for v in (ratio(r) for r in runs) if np.isfinite(v)]))
         mark_missing(ax, x + 0.2, runs)
         ax.set(xticks=x, xticklabels=[str(s) for s in check.seeds], xlabel="Seed (one run each)",
                ylabel="Var(G − b) / Var(G)", title="variance of the advantages / of the returns")

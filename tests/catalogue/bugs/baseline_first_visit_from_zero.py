@@ -1,5 +1,6 @@
 """Starts every state's average at 0 instead of at the first return seen from it."""
-FAILS = ["state_value_baseline_exact"]
+FAILS = []
+SCORES = {'state_value_baseline_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = "averaged with 0"
 
 

@@ -1,5 +1,6 @@
 """Reads the table and never writes to it: the baseline is always 0."""
-FAILS = ["state_value_baseline_exact", "chain_baseline_learns"]
+FAILS = ['chain_baseline_learns']
+SCORES = {'state_value_baseline_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = "never updated"
 
 

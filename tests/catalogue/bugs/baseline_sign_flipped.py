@@ -1,5 +1,6 @@
 """Moves the running average away from the returns: the values run off."""
-FAILS = ["state_value_baseline_exact", "chain_baseline_learns"]
+FAILS = ['chain_baseline_learns']
+SCORES = {'state_value_baseline_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = "sign flipped"
 
 

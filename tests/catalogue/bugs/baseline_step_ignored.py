@@ -1,5 +1,6 @@
 """Overwrites each state's value with its latest return: a step of 1 whatever the step."""
-FAILS = ["state_value_baseline_exact"]
+FAILS = []
+SCORES = {'state_value_baseline_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = "step size is ignored"
 
 

@@ -1,6 +1,7 @@
 """Lets gradient flow through the returns and the baseline (fine while they are plain numbers, wrong once a value
 network computes them)."""
-FAILS = ["reinforce_loss_exact"]
+FAILS = []
+SCORES = {'reinforce_loss_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = "gradient flows through the advantages"
 
 

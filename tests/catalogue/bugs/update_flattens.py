@@ -1,5 +1,6 @@
 """Returns shape (3,) for (3, 1) logits."""
-FAILS = ["policy_gradient_update_exact", "bandit_table_learns"]
+FAILS = ['bandit_table_learns']
+SCORES = {'policy_gradient_update_exact': 2.0}  # a clause of its contract lost, not the function
 HINT = ""
 
 
