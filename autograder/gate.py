@@ -25,7 +25,7 @@ import re
 
 MESSAGE_BYTES = 8 << 20  # ZeroMQ's MAXMSGSIZE on the grader's sockets: the largest answer a check sends is ~0.1 MB
 CELL_BYTES = 8 << 20  # rich outputs (answers) kept per cell
-SESSION_BYTES = 64 << 20  # everything kept from one kernel session (a whole grade: ~2 MB for the lecture)
+SESSION_BYTES = 64 << 20  # everything kept from one kernel session (a whole grade: ~2 MB in this course)
 STRING_CHARS = 2_000  # one string: an error message, a traceback line, a name (an answer's numbers are no strings)
 DEPTH = 32  # nesting of lists and dicts inside an answer
 KINDS = frozenset({"status", "execute_input", "stream", "display_data", "execute_result", "error", "clear_output"})
