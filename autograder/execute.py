@@ -68,6 +68,11 @@ class ReadyClient(AsyncKernelClient):
     nbclient only reads the messages of the cell it runs. 0.2 s of wall time at every kernel start."""
 
     QUEUED = 64
+    box: sandbox.Box | None = None
+
+    def _make_url(self, channel: str) -> str:
+        """A kernel's socket as the grader pinned it (``sandbox.Box.socket``), never its path again."""
+        return f"ipc://{self.box.socket(getattr(self, f'{channel}_port'))}" if self.box else super()._make_url(channel)
 
     def _create_connected_socket(self, channel, identity=None):
         self.context.setsockopt(zmq.MAXMSGSIZE, gate.MESSAGE_BYTES)  # for sockets made from now on
@@ -111,6 +116,14 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments=None):
         return self.box.command(list(extra_arguments or []))
+
+    def _make_url(self, channel: str) -> str:
+        return f"ipc://{self.box.socket(getattr(self, f'{channel}_port'))}"
+
+    def client(self, **kwargs):
+        client = super().client(**kwargs)
+        client.box = self.box  # its sockets through the box's pinned descriptors
+        return client
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         kw.update(self.box.popen_kwargs())
@@ -256,7 +269,10 @@ class KernelSession:
         try:
             self.client.execute_cell(cell, len(self.nb.cells) - 1, store_history=False)
             if not self.client.idle:  # IOPub lost this cell's end (a message over MAXMSGSIZE dropped its connection)
-                self._reconnect_iopub()
+                try:
+                    self._reconnect_iopub()
+                except RuntimeError:  # the kernel does not answer on a new connection: it is replaced
+                    return CellRun("died", list(cell.outputs), time.monotonic() - start)
         except CellTimeoutError:
             return CellRun("timeout", list(cell.outputs), time.monotonic() - start)
         except DeadKernelError:

@@ -719,6 +719,7 @@ class Box:
         self.filter = seccomp.Loader() if isolation.level != "full" else None  # full: bwrap loads it
         self.child_pid = 0  # full: the sandbox's PID 1, whose /proc/<pid>/root is the sandbox's filesystem
         self._info_read = self._info_write = self._filter_fd = -1
+        self._sockets: dict[int, int] = {}  # port -> descriptor of the kernel's socket file (``socket``)
         if self.uid is not None:
             os.chown(self.folder, self.uid, self.uid)
 
@@ -737,6 +738,27 @@ class Box:
         if self.isolation.level == "full":
             return f"/proc/{self.child_pid}/root{INSIDE_RUN}/ipc"
         return self.kernel_ip
+
+    def socket(self, port: int, timeout: float = 60) -> str:
+        """The path the grader connects to for the kernel's socket ``port``: the socket file pinned by a descriptor at
+        the first connection, during the kernel's start, before any student code runs (``/proc/self/fd/<n>``). The
+        kernel can write the folder its sockets are in; a symlink it put there later would be followed in the
+        grader's filesystem (another kernel's socket, a listener of its own) when ZeroMQ reconnects."""
+        if port not in self._sockets:
+            path, end = f"{self.client_ip()}-{port}", time.monotonic() + timeout
+            while True:
+                try:
+                    fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    break
+                except FileNotFoundError:
+                    if time.monotonic() > end or (self.child_pid and not _alive(self.child_pid)):
+                        raise RuntimeError(f"the kernel did not make its socket {path}") from None
+                    time.sleep(0.005)
+            if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise RuntimeError(f"the kernel's {path} is not a socket")
+            self._sockets[port] = fd
+        return f"/proc/self/fd/{self._sockets[port]}"
 
     def _home(self) -> str:
         return "/tmp" if self.isolation.level == "full" else str(self.folder / "home")
@@ -866,10 +888,11 @@ class Box:
 
     def close(self) -> None:
         """After the last kill: remove the cgroups, the folder and (fallback) the uid's files in shared scratch."""
-        for fd in (self._info_read, self._info_write, self._filter_fd):
+        for fd in (self._info_read, self._info_write, self._filter_fd, *self._sockets.values()):
             if fd >= 0:
                 os.close(fd)
         self._info_read = self._info_write = self._filter_fd = -1
+        self._sockets = {}
         self.cgroups.kill_all()
         shutil.rmtree(self.folder, ignore_errors=True)
         if self.uid is not None:

@@ -338,3 +338,39 @@ def test_as_root_without_an_unprivileged_uid_the_level_drops_and_says_why(monkey
     if found.level == "none":  # this machine: no other uid can run the interpreter, so no kernel runs at all
         with pytest.raises(sandbox.IsolationError, match="never runs as root"):
             sandbox.require(found, "none")
+
+
+SOCKET_SWAP = '''
+import json, os
+_kernel = get_ipython().kernel
+_info = json.load(open("/run/kernel/kernel.json"))
+_path = "/run/kernel/ipc-%d" % _info["iopub_port"]
+os.unlink(_path)
+os.symlink({listener!r}, _path)  # followed in the grader's filesystem, were the grader to look the path up again
+_kernel.session.send(_kernel.iopub_socket, "stream", {{"name": "stdout", "text": "x" * (9 << 20)}},
+                     parent=_kernel.get_parent("shell"))  # over the grader's MAXMSGSIZE: it reconnects
+'''
+
+
+@pytest.mark.skipif(not LINUX_ROOT or sandbox.probe().level != "full", reason="the socket folder of level full")
+def test_a_kernel_cannot_redirect_the_graders_connections(strict, tmp_path):
+    """The kernel can write the folder its sockets are in. It replaces its IOPub socket by a symlink to a listener on
+    the host (it could be another student's kernel) and forces a reconnection: the grader reconnects to the socket it
+    pinned at the kernel's start, never to the symlink's target, and the grade is normal. (Before: ZeroMQ's
+    reconnection looked the path up again and connected to the listener.)"""
+    import socket
+
+    listener_path = Path(tempfile_dir("root")) / "listener.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(listener_path))
+    listener.listen(8)
+    listener.setblocking(False)
+    try:
+        attack = SOCKET_SWAP.format(listener=str(listener_path)) + "\n" + pg_loss_source(strict)
+        report, _, _ = grade_files(strict, tmp_path, {"pg_loss": attack}, ["pg_loss_exact", CORRECT])
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+        assert all(r.passed for r in report.results), [r.output for r in report.results]
+    finally:
+        listener.close()
+        shutil.rmtree(listener_path.parent, ignore_errors=True)
