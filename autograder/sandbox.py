@@ -879,7 +879,8 @@ class Box:
                     pass
                 time.sleep(0.005)
         if self.uid is not None:
-            _kill_until_gone(lambda: _pids_of_uid(self.uid), 2.0)
+            # (a zombie is gone: bwrap's or the kernel's, which the kernel manager reaps)
+            _kill_until_gone(lambda: [p for p in _pids_of_uid(self.uid) if _alive(p)], 2.0)
         for p in self.cgroups.pids():
             try:
                 os.kill(p, signal.SIGKILL)
