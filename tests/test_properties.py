@@ -188,3 +188,13 @@ def test_a_diverged_baseline_run_is_data_in_every_output(targets, tmp_path):
     check_outputs(tmp_path, assignment, result)
     written = json.loads((tmp_path / "student" / assignment.id / "results.json").read_text())
     assert "inf" in json.dumps(written["extra_data"]["checks"]["chain_baseline_learns"])
+
+
+def test_errors_in_every_seed_and_case_give_a_valid_result(targets, tmp_path):
+    """Every answer an error (a function that always raises), for every check of every part: 0 points, every output
+    valid."""
+    error = {"error": {"type": "ValueError", "message": "always", "where": "line 1"}}
+    for assignment, check, cases, _ in targets:
+        result = judge_run(check, cases, "ok", [error] * len(cases), 1.0, reference(assignment))
+        assert result.score == 0 and "always" in result.output
+        check_outputs(tmp_path / check.name, assignment, result)
