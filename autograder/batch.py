@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from autograder.exports import read_rows, results_dir, write_report
+from autograder.exports import class_mean, read_rows, results_dir, write_report
 from autograder.results import Results, write_atomic, write_json
 
 
@@ -338,13 +338,16 @@ def grades_csv(rows: list[tuple[str, dict]], assignment, roster: list[str] = ())
 
 
 def summary(rows: list[tuple[str, dict]]) -> str:
+    """Counts, the class mean (``exports.class_mean``: over the graded students, as the report), late students,
+    autograder errors to regrade, failures by check."""
     results = [(s, Results.of(r)) for s, r in rows]
-    scores = [r.score for _, r in results]
     errors = [s for s, r in results if r.autograder_error is not None]
+    graded = [r for _, r in results if r.autograder_error is None]
+    scores, max_score = [r.score for r in graded], max((r.max_score for r in graded), default=0.0)
     failures = Counter(check_id for _, r in results for check_id, c in r.checks.items() if not c.passed)
     late = [s for s, r in results if r.late.get("late")]
     lines = [f"students: {len(rows)}, graded: {len(rows) - len(errors)}, autograder errors: {len(errors)}",
-             f"mean score: {sum(scores) / len(scores):.2f}" if scores else "mean score: -"]
+             class_mean(scores, max_score)]
     if late:
         lines.append("late (penalty in the grades CSV): " + ", ".join(late))
     if errors:

@@ -71,6 +71,15 @@ class ClassStats:
     limit_seconds: float
 
 
+def class_mean(scores: list[float], max_score: float) -> str:
+    """The class's mean score, one definition for the summary and the report: over the students the grader graded
+    (an unreadable notebook is graded: 0); students it failed on have no grade yet and are left out."""
+    if not scores:
+        return "mean score: - (no student graded)"
+    return (f"mean score: {statistics.mean(scores):.2f} of {max_score:g} over the {len(scores)} graded students "
+            "(autograder errors, which have no grade yet, left out)")
+
+
 def results_dir(path: Path) -> Path:
     """Accept the course directory or its ``results/`` folder (``autograded/`` of a course graded before)."""
     for name in ("results", "autograded"):
@@ -153,9 +162,9 @@ def render_report(stats: ClassStats, sections: str = "") -> str:
     head = (f"<header><h1>Class report: {text(stats.title)}</h1><p class='total'>{n} students: "
             f"{len(stats.scores)} graded, autograder errors: {len(stats.errors)}</p>")
     if scores:
-        head += (f"<p>mean <b>{statistics.mean(scores):.2f}</b>, median <b>{statistics.median(scores):g}</b>, "
-                 f"min {min(scores):g}, max {max(scores):g} of {stats.max_score:g} points; full marks: "
-                 f"{sum(s >= stats.max_score for s in scores)}</p>")
+        head += (f"<p>{text(class_mean(scores, stats.max_score))}; median {statistics.median(scores):g}, "
+                 f"min {min(scores):g}, max {max(scores):g}; full marks: {sum(s >= stats.max_score for s in scores)}"
+                 "</p>")
     parts = [head + "</header>"]
     if scores:
         parts.append(f"<h2>Scores</h2><img alt='histogram of the scores' src='data:image/png;base64,"

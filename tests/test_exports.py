@@ -389,3 +389,25 @@ def test_calibrate_shows_progress_on_stderr_only(assignment, capfd):
     out, err = capfd.readouterr()
     assert len(calibration.metrics) == 3
     assert out == "" and "bandit_table_learns [update_in_place]" in err and "3/3" in err
+
+
+def test_the_summary_and_the_report_give_one_class_mean(assignment):
+    """One definition of the class mean, said the same way in the summary and the report: over the graded students,
+    autograder errors (no grade yet) left out. (Before: the summary counted a failed grade as 0, "mean score: 7.00",
+    while the report left it out, "mean 10.50 of 21".)"""
+    import re
+
+    from autograder import batch, exports
+    from autograder.grade import Report
+    from autograder.results import error_results, gradescope
+    from gradekit.checks import CheckResult
+
+    check = assignment.checks[0]
+    graded = gradescope(Report(assignment.id, "a.ipynb", [CheckResult(check.name, check.title, check.points,
+                                                                      check.points, "ok")], 1.0))
+    rows = [("ada", graded), ("bob", error_results(assignment, RuntimeError("grader failed")))]
+    summary = batch.summary(rows)
+    report = exports.render_report(exports.class_stats(rows, assignment))
+    line = exports.class_mean([graded["score"]], exports.class_stats(rows, assignment).max_score)
+    assert line in summary and line in report.replace("&#x27;", "'")
+    assert re.search(rf"mean score: {graded['score']:.2f} of .* over the 1 graded students", summary)
