@@ -152,6 +152,34 @@ class CappedClient(NotebookClient):
         return super().process_message(msg, cell, cell_index)
 
 
+class StartLog:
+    """What the kernel's process (bwrap, the interpreter) writes to its stderr: the first ``KEEP`` bytes, read by a
+    thread of its own while the process lives, so a start that fails says why (a path the sandbox did not bind)."""
+
+    KEEP = 4096
+
+    def __init__(self):
+        self._read, self.write_fd = os.pipe()
+        self.data = b""
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._read, 1 << 16):  # until every writer is gone
+            self.data += chunk[:max(0, self.KEEP - len(self.data))]
+        os.close(self._read)
+
+    def launched(self) -> None:
+        """The grader's copy of the writing end, closed once the process has its own."""
+        if self.write_fd >= 0:
+            os.close(self.write_fd)
+            self.write_fd = -1
+
+    def text(self, wait: float = 1.0) -> str:
+        self._thread.join(wait)
+        return gate.clean_text(self.data.decode(errors="replace").strip(), 1000)
+
+
 class KernelSession:
     """``with KernelSession(limits, visible) as k: k.run(code)``; ``k.restart()`` after a timeout or a dead kernel.
 
@@ -222,13 +250,19 @@ class KernelSession:
         # the command is the sandbox's (format_kernel_cmd): no kernelspec lookup, which would import IPython here;
         # interrupts as messages, since a signal would reach bwrap, not the kernel
         km._kernel_spec = KernelSpec(argv=[], display_name="Python 3", language="python", interrupt_mode="message")
+        said = StartLog()
         try:
-            self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            self.client.start_new_kernel(stdout=subprocess.DEVNULL, stderr=said.write_fd,
                                          preexec_fn=self.box.preexec)
+            said.launched()
             self.pid = km.provisioner.pid
             self.client.start_new_kernel_client()
-        except BaseException:
+        except BaseException as exc:
             self._stop()
+            said.launched()
+            if isinstance(exc, Exception) and said.text():
+                raise RuntimeError(f"the kernel did not start ({exc}); its process said: {said.text()}"
+                                   f"{sandbox.needs(said.text())}") from exc
             raise
 
     def _stop(self) -> None:
@@ -238,7 +272,8 @@ class KernelSession:
             return
         if self.cpu_seconds is not None:
             self.cpu_seconds += self.box.cgroups.cpu_seconds() or 0.0
-        self.box.kill(self.pid)
+        provisioner = getattr(getattr(getattr(self, "client", None), "km", None), "provisioner", None)
+        self.box.kill(self.pid or getattr(provisioner, "pid", None) or 0)  # (a start that failed: its process)
         try:
             self.client._cleanup_kernel()
         except Exception:  # noqa: BLE001, S110 - the kernel is gone, which is what we want

@@ -447,6 +447,17 @@ def _python_folders() -> list[Path]:
     return [path for path in keep if path != Path("/usr") and Path("/usr") not in path.parents]
 
 
+def needs(said: str) -> str:
+    """What a kernel that could not start needed, from what its process said: the interpreter's paths, the folders
+    the sandbox bound for it."""
+    if "execvp" not in said and "No such file" not in said and "Permission denied" not in said:
+        return ""
+    real = os.path.realpath(sys.executable)
+    return (f". The kernel runs {sys.executable}" + (f" (really {real})" if real != sys.executable else "") +
+            "; the sandbox bound for it: " + ", ".join(map(str, _python_folders())) +
+            ". A venv made from a symlinked interpreter needs the interpreter's real folder among them")
+
+
 def _python_binds(stage: Stage) -> list[str]:
     return [arg for path in _python_folders() for arg in ("--ro-bind", stage.source(path), str(path))]
 
@@ -865,11 +876,13 @@ class Box:
             raise RuntimeError(f"the sandbox did not start (bwrap said {data!r})") from exc
 
     def kill(self, pid: int) -> None:
-        """Kill the kernel and everything it started; return when they are gone."""
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Kill the kernel (``pid``: its process group's leader; 0 if none started) and everything it started; return
+        when they are gone."""
+        if pid > 0:  # (killpg(0) is the grader's own group)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.child_pid:  # bwrap's --die-with-parent takes the PID namespace down with its PID 1; wait for that
             end = time.monotonic() + 10
             while _alive(self.child_pid) and time.monotonic() < end:

@@ -847,3 +847,18 @@ def test_a_planted_grader_cache_is_never_read(assignment, monkeypatch, tmp_path)
     assert "planted" not in runs and len(runs["runs"]) == len(assignment.check(name).seeds)
     assert sandbox.grader_cache() is None
     assert [p.name for p in (tmp_path / f"autograder-cache-{os.geteuid()}").iterdir()] == [f"{name}-{key}.json"]
+
+
+@pytest.mark.skipif(sandbox.probe().level != "full", reason="the binds of level full")
+def test_a_kernel_that_cannot_start_says_which_path_it_needed(assignment, monkeypatch):
+    """A kernel whose interpreter the sandbox did not bind (a venv made from a symlinked interpreter outside /usr):
+    the error says what bwrap said and which paths the kernel needed, and the grader survives its failed start.
+    (Before: "Kernel died before replying to kernel_info", and the failed start's kill was killpg(0): the grader's
+    own process group.)"""
+    sandbox.probe()
+    monkeypatch.setattr(sandbox, "_python_folders", lambda: [])
+    with pytest.raises(RuntimeError) as failed:
+        with KernelSession(assignment.limits, assignment.kernel_packages):
+            pass
+    message = str(failed.value)
+    assert "execvp" in message and os.path.realpath(sys.executable) in message, message
