@@ -37,4 +37,5 @@ ifeq ($(INSTALLER),uv)
 else
 	$(PY) -m pip install --quiet -r requirements.lock
 endif
+	ln -sf ../../bin/autograder .venv/bin/autograder  # `autograder ...` from any folder, the venv active
 	touch $@

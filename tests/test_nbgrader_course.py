@@ -326,3 +326,17 @@ def test_course_settings_are_the_course_folders_not_the_working_directorys(tmp_p
                                               'c.CourseDirectory.submitted_directory = "handed_in"\n')
     settings = nbgrader_settings(course)
     assert (settings.root, settings.submitted) == (course / "term1", course / "term1" / "handed_in")
+
+
+def test_the_autograder_command_works_from_the_course_folder(tmp_path, assignment):
+    """The README's `cd COURSE; autograder nbgrader-source .`: the command runs from any folder, no PYTHONPATH set.
+    (Before: `python -m autograder` outside the repository's root said "No module named autograder".)"""
+    root = tmp_path / "course"
+    root.mkdir()
+    (root / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.course_id = "ENN585"\n')
+    command = Path(__file__).resolve().parent.parent / "bin" / "autograder"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AUTOGRADER_PYTHON": sys.executable}
+    made = subprocess.run([str(command), "nbgrader-source", "."], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert (root / "source" / ASSIGNMENT / assignment.notebook).exists()
