@@ -202,3 +202,45 @@ def test_the_gradebook_never_takes_a_failed_grade_below_zero(assignment, tmp_pat
         # nbgrader's score is before the penalty; its export and feedback subtract it
         assert (ann.score, ann.late_submission_penalty) == (0.0, 0.0)
         assert (ben.score, ben.late_submission_penalty) == (1.0, 1.0)  # 3 days late: 7.5 points, but only 1 to lose
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", ["week03_gymnasium", "week03_fetch_slide"])
+def test_the_optional_parts_catalogues_are_graded_through_every_output(course, tmp_path, part):
+    """The Gymnasium and Fetch parts' catalogues (every bug and every correct variant) as a class through grade-all,
+    and one bug through `grade --junit`: every student a valid results.json, a feedback page and a CSV row; every bug
+    fails the checks it names, every correct variant gets their points. Exactness checks only: the behaviour checks
+    train for minutes (their judges and writers get arbitrary answers in tests/test_properties.py)."""
+    import jsonschema
+
+    assignment = course.assignment(part)
+    exact = [c.name for c in assignment.checks if c.name.endswith("_exact")]
+    variants = {p.stem: load_variant(p) for folder in ("bugs", "correct")
+                for p in sorted((CATALOGUE / part / folder).glob("*.py"))}
+    for student, (functions, _, _) in variants.items():
+        folder = tmp_path / "submitted" / student / part
+        folder.mkdir(parents=True)
+        fill_release(assignment, folder / assignment.notebook, functions)
+    checks = [a for check in exact for a in ("--check", check)]
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade-all", str(tmp_path), "--jobs", "2",
+                           "--assignment", part, *checks], capture_output=True, text=True, env=ENV, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "results"
+    for student, (_, fails, _) in variants.items():
+        written = json.loads((out / student / part / "results.json").read_text())
+        jsonschema.validate(written, schema())
+        results = Results(written)
+        assert results.autograder_error is None and set(results.checks) == set(exact)
+        failed = {name for name, check in results.checks.items() if not check.passed}
+        assert failed == {f for f in fails if f in exact}, (student, failed, fails)
+        valid_page(out / student / part / "feedback.html")
+    rows = list(csv.DictReader((out / f"grades-{part}.csv").read_text().splitlines()))
+    assert sorted(r["student"] for r in rows) == sorted(variants) and {r["status"] for r in rows} == {"graded"}
+    bug = next(name for name, (_, fails, _) in variants.items() if fails)
+    one = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path / "submitted" / bug / part /
+                          assignment.notebook), "--assignment", part, "--results", str(tmp_path / "one.json"),
+                          "--junit", str(tmp_path / "junit.xml"), *checks], capture_output=True, text=True, env=ENV,
+                         timeout=900)
+    assert one.returncode == 0, one.stderr[-3000:]
+    suite = valid_junit(tmp_path / "junit.xml").find("testsuite")
+    assert int(suite.get("failures")) >= 1 and suite.get("errors") == "0"
