@@ -160,8 +160,9 @@ def test_bug_loses_marks_on_the_right_check(fetch, tmp_path, variant):
     results = results_by_name(grade_variant(fetch, tmp_path, functions, set(fails)))
     for name in fails:
         assert results[name].score == 0 and results[name].output.strip(), (name, results[name].output)
-    assert hint in results["imitation_loss_exact"].output, results["imitation_loss_exact"].output
-    feedback = "\n".join(r.output for r in results.values())
+    seen = results["imitation_loss_exact"].full_output  # the verdict and the first wrong case, as the page shows them
+    assert hint in seen, seen
+    feedback = "\n".join(r.full_output for r in results.values())
     assert not [line for line in solution_lines(fetch.source) if len(line) > 12 and line in feedback]
 
 

@@ -30,7 +30,8 @@ from autograder.grade import grade
 from autograder.reference import reference as grader_reference
 from autograder.notebook import graded_cells, reference_functions
 from autograder.release import solution_lines
-from tests.conftest import CATALOGUE, checks_touching, fill_release, load_variant, reference_answers, results_by_name
+from tests.conftest import (CATALOGUE, checks_touching, fill_release, load_variant, reference_answers, results_by_name,
+                            variant_scores)
 
 ENVIRONMENTS = ["CartPole-v1", "InvertedPendulum-v5"]
 PART = CATALOGUE / "week03_gymnasium"
@@ -186,14 +187,17 @@ def is_slow(variant: Path) -> bool:
                          ids=[p.stem for p in BUGS])
 def test_bug_loses_marks_on_the_right_check(gym_assignment, tmp_path, variant):
     results, fails, hint = grade_variant(gym_assignment, tmp_path, variant)
-    assert fails, f"{variant.name} must say which checks it fails (FAILS = [...])"
+    scores = variant_scores(variant)
+    assert fails or scores, f"{variant.name} must say which checks it fails (FAILS = [...], or SCORES = {{...}})"
     for name in fails:
         assert results[name].score == 0, f"{name} should fail for {variant.stem}: {results[name].output}"
         assert results[name].output.strip()
+    for name, score in scores.items():  # a clause of the contract lost: its share, not the function's points
+        assert results[name].score == score and not results[name].passed, (name, results[name].output)
     if hint:
-        exact = next(results[name] for name in fails if name.endswith("_exact"))
-        assert hint in exact.output, exact.output
-    feedback = "\n".join(r.output for r in results.values())
+        exact = next(results[name] for name in [*fails, *scores] if name.endswith("_exact"))
+        assert hint in exact.full_output, exact.full_output  # the verdict and the first wrong case, as on the page
+    feedback = "\n".join(r.full_output for r in results.values())
     leaked = [line for line in solution_lines(gym_assignment.source) if len(line) > 12 and line in feedback]
     assert not leaked, "feedback quotes the reference solution"
 

@@ -1,6 +1,7 @@
 """Normalises the returns without detaching them: right while they are plain numbers, wrong once a critic computes
 them (gradient then flows into it through the loss)."""
-FAILS = ["reinforce_batch_loss_exact"]
+FAILS = []
+SCORES = {"reinforce_batch_loss_exact": 2.0}  # a clause of its contract lost, not the function
 HINT = "gradient flows through the normalised returns"
 
 
