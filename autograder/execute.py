@@ -11,6 +11,7 @@ can replay the definitions and go on with the next check.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import threading
 import time
@@ -153,21 +154,29 @@ class CappedClient(NotebookClient):
 
 
 class StartLog:
-    """What the kernel's process (bwrap, the interpreter) writes to its stderr: the first ``KEEP`` bytes, read by a
-    thread of its own while the process lives, so a start that fails says why (a path the sandbox did not bind)."""
+    """What the kernel's process (bwrap, the interpreter) writes to its stderr while it starts: the first ``KEEP``
+    bytes, read by a thread of its own, so a start that fails says why (a path the sandbox did not bind). Once the
+    kernel has started (and captures its own stderr), ``close`` stops reading: the grader spends nothing on it."""
 
     KEEP = 4096
 
     def __init__(self):
         self._read, self.write_fd = os.pipe()
         self.data = b""
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._drain, daemon=True)
         self._thread.start()
 
     def _drain(self) -> None:
-        while chunk := os.read(self._read, 1 << 16):  # until every writer is gone
-            self.data += chunk[:max(0, self.KEEP - len(self.data))]
-        os.close(self._read)
+        try:
+            while not self._stop.is_set():
+                if select.select([self._read], [], [], 0.1)[0]:
+                    chunk = os.read(self._read, 1 << 16)
+                    if not chunk:  # every writer is gone
+                        break
+                    self.data += chunk[:max(0, self.KEEP - len(self.data))]
+        finally:
+            os.close(self._read)
 
     def launched(self) -> None:
         """The grader's copy of the writing end, closed once the process has its own."""
@@ -178,6 +187,10 @@ class StartLog:
     def text(self, wait: float = 1.0) -> str:
         self._thread.join(wait)
         return gate.clean_text(self.data.decode(errors="replace").strip(), 1000)
+
+    def close(self) -> None:
+        self.launched()
+        self._stop.set()
 
 
 class KernelSession:
@@ -257,12 +270,15 @@ class KernelSession:
             said.launched()
             self.pid = km.provisioner.pid
             self.client.start_new_kernel_client()
+            said.close()
         except BaseException as exc:
             self._stop()
             said.launched()
-            if isinstance(exc, Exception) and said.text():
-                raise RuntimeError(f"the kernel did not start ({exc}); its process said: {said.text()}"
-                                   f"{sandbox.needs(said.text())}") from exc
+            text = said.text()
+            said.close()
+            if isinstance(exc, Exception) and text:
+                raise RuntimeError(f"the kernel did not start ({exc}); its process said: {text}"
+                                   f"{sandbox.needs(text)}") from exc
             raise
 
     def _stop(self) -> None:
