@@ -147,9 +147,10 @@ def judge_run(check, cases, status: str, answers: list[dict], seconds: float, re
 
 def blame(check, result: CheckResult, earlier: list[CheckResult], assignment) -> CheckResult:
     """A failed check that trains with several functions, one of which already failed its own exactness check: its
-    hint names the first such function (in the check's order), not the check's guess about the last one. Data only:
-    ``result.hint``, the last line of its output, is replaced."""
-    if result.passed or not result.hint or len(check.functions) < 2:
+    hint names the first such function (in the check's order), not the check's guess about the last one (or the
+    error of a run, e.g. a loss that diverged). Data only: ``result.hint``, the last line of its output, is replaced
+    or added."""
+    if result.passed or len(check.functions) < 2:
         return result
     owners = {}
     for other in earlier:
@@ -161,7 +162,8 @@ def blame(check, result: CheckResult, earlier: list[CheckResult], assignment) ->
         return result
     hint = (f"`{function}` failed its own check ({owners[function]}) first: fix it there. This check trains with it, "
             "so it fails with it whatever the other functions do.")
-    return replace(result, output=result.output.removesuffix(result.hint) + hint, hint=hint)
+    output = result.output.removesuffix(result.hint) if result.hint else result.output + "\n"  # (an error: no hint)
+    return replace(result, output=output + hint, hint=hint)
 
 
 def run_key(driver, functions, case: dict) -> str:

@@ -246,3 +246,26 @@ def test_the_optional_parts_catalogues_are_graded_through_every_output(course, t
     assert one.returncode == 0, one.stderr[-3000:]
     suite = valid_junit(tmp_path / "junit.xml").find("testsuite")
     assert int(suite.get("failures")) >= 1 and suite.get("errors") == "0"
+
+
+def test_a_diverging_loss_is_blamed_where_it_fails_first(assignment, tmp_path):
+    """A loss that overflows to infinity: the chain's runs end in a sampling error, and the behaviour check also says
+    which function failed its own check first (before: only the run's error, naming both functions)."""
+    import jsonschema
+
+    loss = ("def reinforce_loss(log_probs, returns, baseline=0.0):\n"
+            "    return -(log_probs * torch.as_tensor(returns)).sum() * 1e38 * 1e38\n")
+    notebook = fill_release(assignment, tmp_path / "policy_gradients.ipynb", {"reinforce_loss": loss})
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", str(notebook), "--results",
+                           str(out / "results.json"), "--junit", str(out / "junit.xml"),
+                           *[a for check in CHAIN for a in ("--check", check)]],
+                          capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = json.loads((out / "results.json").read_text())
+    jsonschema.validate(written, schema())
+    chain = next(t for t in written["tests"] if t["extra_data"]["check"] == "chain_reinforce_learns")
+    assert chain["score"] == 0 and "`reinforce_loss` failed its own check (reinforce_loss_exact) first" in chain[
+        "output"], chain["output"]
+    valid_junit(out / "junit.xml")
+    assert "Traceback" not in valid_page(out / "feedback.html")
