@@ -23,7 +23,6 @@ import socket
 import stat
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -58,12 +57,8 @@ class Reply:
 def socket_paths(box, name: str = SOCKET_NAME) -> tuple[str, str]:
     """Where a kernel in ``box`` (``autograder.sandbox.Box``) listens: (its own path, the grader's path to it). At level
     full, its private ``/run/kernel``, reached through ``/proc/<pid>/root`` as its ZeroMQ sockets are; below it, the
-    kernel's folder."""
-    from autograder.sandbox import INSIDE_RUN
-
-    if box.isolation.level == "full":
-        return f"{INSIDE_RUN}/{name}", f"/proc/{box.child_pid}/root{INSIDE_RUN}/{name}"
-    return str(Path(box.folder) / name), str(Path(box.folder) / name)
+    kernel's folder (``Box.paths``: its level's)."""
+    return box.paths(name)
 
 
 def connect_socket(path: str, timeout: float) -> socket.socket:

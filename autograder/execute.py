@@ -1,6 +1,6 @@
 """A fresh Jupyter kernel (nbclient) for one submission, in a sandbox, under limits.
 
-Student code only ever runs in this kernel. It runs in the best sandbox the machine gives (``sandbox.py``: bubblewrap
+Student code only ever runs in this kernel. It runs in the best sandbox the machine gives (``autograder/sandbox/``: bubblewrap
 with every namespace and only the ``visible`` folders bound, or an unprivileged uid of its own, or nothing), with an
 address-space, CPU-time, file-size and process limit, threads pinned to one, and no more than ``output_kb`` of printed
 text per cell kept. The grader talks to it over Unix sockets. A cell that times out or kills the kernel ends with a

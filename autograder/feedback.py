@@ -22,7 +22,7 @@ from gradekit.protocol import run_case
 from autograder.grade import Report
 from autograder.notebook import reference_functions
 from autograder.results import gradescope, write_atomic
-from autograder.sandbox import grader_cache
+from autograder.sandbox.caches import grader_cache
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }

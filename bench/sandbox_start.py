@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autograder import config, sandbox  # noqa: E402
+from autograder.sandbox import bwrap  # noqa: E402
 from autograder.execute import KernelSession  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def bwrap_alone() -> float:
     isolation = sandbox.probe()
     if isolation.level != "full":
         return float("nan")
-    cmd = [isolation.bwrap, *sandbox._namespace_args(isolation.disable_userns), *sandbox._system_binds(),
+    cmd = [isolation.bwrap, *bwrap.namespace_args(isolation.disable_userns), *bwrap.system_binds(),
            "--proc", "/proc", "--dev", "/dev", "--", "true"]
     times = []
     for _ in range(20):

@@ -31,6 +31,7 @@ from autograder.batch import grade_all
 from autograder.execute import KernelSession
 from autograder.grade import grade
 from autograder.results import gradescope
+from autograder.sandbox import bwrap, caches
 from tests.conftest import fill_release, results_by_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -686,20 +687,20 @@ def test_a_font_list_another_uid_could_change_is_never_used(monkeypatch, tmp_pat
     """The font list is used only while nothing but the grader's uid can change it (its folders and the file); one
     that others could write is built again, and in a folder of another uid's none is used."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    sandbox._font_lists.cache_clear()
+    caches._font_lists.cache_clear()
     try:
         (path,) = sandbox.font_lists()
         assert tmp_path / f"autograder-cache-{os.geteuid()}" in path.parents
         built = path.read_bytes()
         path.write_text("planted")
         os.chmod(path, 0o666)
-        sandbox._font_lists.cache_clear()
+        caches._font_lists.cache_clear()
         assert sandbox.font_lists() == (path,) and path.read_bytes() == built  # built again
         os.chown(path.parent, 65534, 65534)
-        sandbox._font_lists.cache_clear()
+        caches._font_lists.cache_clear()
         assert sandbox.font_lists() == ()
     finally:
-        sandbox._font_lists.cache_clear()
+        caches._font_lists.cache_clear()
 
 
 def test_below_the_minimum_level_no_student_code_runs(assignment, tmp_path):
@@ -856,7 +857,7 @@ def test_a_kernel_that_cannot_start_says_which_path_it_needed(assignment, monkey
     (Before: "Kernel died before replying to kernel_info", and the failed start's kill was killpg(0): the grader's
     own process group.)"""
     sandbox.probe()
-    monkeypatch.setattr(sandbox, "_python_folders", lambda: [])
+    monkeypatch.setattr(bwrap, "python_folders", lambda: [])
     with pytest.raises(RuntimeError) as failed:
         with KernelSession(assignment.limits, assignment.kernel_packages):
             pass
