@@ -22,7 +22,7 @@ LECTURE_WORDS = re.compile(r"bandit|chain|cartpole|pendulum|fetch|week ?0?3|lect
 def test_engine_names_no_course_content():
     """No module of the engine or of the kit names an assignment or its content: a new week touches none of them."""
     named = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for package in ("autograder", "gradekit")
-             for path in sorted((ROOT / package).glob("*.py"))
+             for path in sorted((ROOT / package).rglob("*.py"))
              for i, line in enumerate(path.read_text().splitlines(), 1) if LECTURE_WORDS.search(line)]
     assert named == []
 
