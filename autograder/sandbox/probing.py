@@ -14,7 +14,7 @@ from pathlib import Path
 from autograder.sandbox.bwrap import namespace_args, python_binds, scratch_mounts, seccomp_fd, system_binds
 from autograder.sandbox.cgroups import CONTROLLERS, own_cgroup, sweep_stale
 from autograder.sandbox.isolation import BWRAP_ENV, FORCE_ENV, LEVELS, Isolation, IsolationError
-from autograder.sandbox.levels import strategy
+from autograder.sandbox.levels import STRATEGIES
 from autograder.sandbox.stage import Stage, enter
 from autograder.sandbox.uids import as_uid, fallback_uid
 
@@ -83,40 +83,37 @@ def _fallback_works() -> str:
     return ""
 
 
+class Machine:
+    """What this machine offers, for each level's ``available``: the platform, the writable cgroups and the bwrap
+    binary (found once), and the probes that start a process (run when a level asks)."""
+
+    def __init__(self, cgroups: tuple):
+        self.linux = sys.platform.startswith("linux")
+        self.cgroups = cgroups
+        self.bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
+
+    bwrap_works = staticmethod(_bwrap_works)
+    fallback_works = staticmethod(_fallback_works)
+
+
 @functools.cache
 def probe() -> Isolation:
-    """The best level this machine gives (once per process), lowered by AUTOGRADER_ISOLATION."""
+    """The best level this machine gives (once per process), lowered by AUTOGRADER_ISOLATION: each level's strategy,
+    best first, says whether the machine gives it, and why not."""
     forced = os.environ.get(FORCE_ENV, "")
     if forced and forced not in LEVELS:
         raise IsolationError(f"{FORCE_ENV}={forced!r}: use one of {', '.join(LEVELS)}")
     cgroups = _writable_cgroups() if sys.platform.startswith("linux") else ()
     if sys.platform.startswith("linux"):
         sweep_stale()
-    reasons = []
-    bwrap = os.environ[BWRAP_ENV] if BWRAP_ENV in os.environ else shutil.which("bwrap") or ""
-    if forced in ("fallback", "none"):
-        reasons.append(f"{FORCE_ENV}={forced}")
-    elif not sys.platform.startswith("linux"):
-        reasons.append("not Linux")
-    elif not bwrap or not os.access(bwrap, os.X_OK):
-        reasons.append("bubblewrap (bwrap) is not installed")
-    else:
-        disable = not _bwrap_works(bwrap, True)
-        if disable or not _bwrap_works(bwrap, False):
-            why = _bwrap_works(bwrap, disable, fallback_uid()) if os.geteuid() == 0 else ""
-            if not why:
-                return Isolation("full", strategy("full").covers(cgroups, disable, os.geteuid() == 0),
-                                 strategy("full").missing(cgroups, disable), bwrap=bwrap, disable_userns=disable,
-                                 cgroups=cgroups, own_uid=os.geteuid() == 0)
-            # as root, the kernel is never root on the host: no full level unless an unprivileged uid can run it
-            reasons.append(f"bwrap could not run the interpreter as an unprivileged uid ({why})")
-        else:
-            reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
-    if forced != "none" and sys.platform.startswith("linux"):
-        why = _fallback_works()
-        if not why:
-            return Isolation("fallback", strategy("fallback").covers(cgroups), strategy("fallback").missing(cgroups),
-                             reason="; ".join(reasons), cgroups=cgroups, own_uid=True)
-        reasons.append(why)
-    return Isolation("none", strategy("none").covers(cgroups), strategy("none").missing(cgroups),
-                     reason="; ".join(reasons), cgroups=cgroups)
+    machine = Machine(cgroups)
+    reasons = [f"{FORCE_ENV}={forced}"] if forced in ("fallback", "none") else []
+    for level in STRATEGIES.values():  # best first; the last (none) is always available
+        if forced and LEVELS.index(level.name) > LEVELS.index(forced):
+            continue
+        found = level.available(machine, reasons)
+        if found is not None:
+            disable = found.get("disable_userns", False)
+            return Isolation(level.name, level.covers(cgroups, disable, found.get("own_uid", False)),
+                             level.missing(cgroups, disable), reason="; ".join(reasons), cgroups=cgroups, **found)
+    raise IsolationError("no isolation level is available")  # (none always is)

@@ -1,5 +1,5 @@
-"""One strategy per isolation level, best first; adding a level is adding a file with a ``Level`` subclass and
-naming it here (and, in ``probing.probe``, when a machine gives it)."""
+"""One strategy per isolation level, best first (``probing.probe`` asks each in turn whether the machine gives it);
+adding a level is adding a file with a ``Level`` subclass and naming it here and in ``isolation.LEVELS``."""
 
 from autograder.sandbox.levels.base import Level
 from autograder.sandbox.levels.fallback import Fallback

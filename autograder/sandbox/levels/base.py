@@ -18,6 +18,11 @@ class Level:
 
     name = ""
 
+    def available(self, machine, reasons: list[str]) -> dict | None:
+        """The ``Isolation`` fields this level sets (``bwrap``, ``disable_userns``, ``own_uid``) when ``machine``
+        (``probing.Machine``) gives it; else None, with why not appended to ``reasons``."""
+        raise NotImplementedError
+
     def covers(self, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
         """Category -> how this level contains it (``Isolation.covers``)."""
         raise NotImplementedError

@@ -13,6 +13,15 @@ from autograder.sandbox.levels.host import OnTheHost
 class Fallback(OnTheHost):
     name = "fallback"
 
+    def available(self, machine, reasons: list[str]) -> dict | None:
+        if not machine.linux:
+            return None
+        why = machine.fallback_works()
+        if not why:
+            return {"own_uid": True}
+        reasons.append(why)
+        return None
+
     def covers(self, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
         processes, memory, cpu = limits_described(cgroups)
         return {

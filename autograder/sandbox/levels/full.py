@@ -18,10 +18,29 @@ from autograder.sandbox.isolation import INSIDE_RUN, SANDBOX_UID, SHM_MB, TMP_MB
 from autograder.sandbox.kernel import kernel_env, launcher
 from autograder.sandbox.levels.base import Level, limits_described, missing_at_every_level, nproc
 from autograder.sandbox.stage import Stage
+from autograder.sandbox.uids import fallback_uid
 
 
 class Full(Level):
     name = "full"
+
+    def available(self, machine, reasons: list[str]) -> dict | None:
+        if not machine.linux:
+            reasons.append("not Linux")
+        elif not machine.bwrap or not os.access(machine.bwrap, os.X_OK):
+            reasons.append("bubblewrap (bwrap) is not installed")
+        else:
+            bwrap_path = machine.bwrap
+            disable = not machine.bwrap_works(bwrap_path, True)
+            if disable or not machine.bwrap_works(bwrap_path, False):
+                why = machine.bwrap_works(bwrap_path, disable, fallback_uid()) if os.geteuid() == 0 else ""
+                if not why:
+                    return {"bwrap": bwrap_path, "disable_userns": disable, "own_uid": os.geteuid() == 0}
+                # as root, the kernel is never root on the host: no full level unless an unprivileged uid can run it
+                reasons.append(f"bwrap could not run the interpreter as an unprivileged uid ({why})")
+            else:
+                reasons.append("bwrap cannot create namespaces here (user namespaces disabled?)")
+        return None
 
     def covers(self, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
         processes, memory, cpu = limits_described(cgroups)

@@ -12,6 +12,9 @@ from autograder.sandbox.uids import tasks_of_own_uid
 class NoIsolation(OnTheHost):
     name = "none"
 
+    def available(self, machine, reasons: list[str]) -> dict | None:
+        return {}  # always
+
     def covers(self, cgroups: tuple, disable_userns: bool = False, own_uid: bool = False) -> dict:
         processes, memory, cpu = limits_described(cgroups)
         return {"processes": f"process group killed at the end; {processes}", "memory": memory, "cpu": cpu,
