@@ -151,7 +151,7 @@ SECTIONS = {"## Checks and calibration": "week03_policy_gradients",
 
 @pytest.mark.parametrize("heading", SECTIONS)
 def test_check_tables_are_course_toml(course, heading):
-    """Each part's table of checks: every check, its points, and its k-of-n seed rule."""
+    """Each part's table of checks: every check, its points, its random cases, its threshold, bound and k-of-n rule."""
     assignment = course.assignment(SECTIONS[heading])
     section = README.split(heading, 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| ([\d.]+) \| (.*) \|$", section, re.M)
@@ -161,6 +161,11 @@ def test_check_tables_are_course_toml(course, heading):
         assert float(points) == check.points, name
         if isinstance(check, ConvergenceCheck):
             assert f"on {check.min_passing} of {len(check.seeds)} seeds" in what, name
+            assert f"≥ {check.threshold:g}" in what, name
+        if getattr(check, "max_ratio", None) is not None:
+            assert f"≤ {check.max_ratio:g}" in what, name
+        if getattr(check, "random_cases", None) is not None:
+            assert set(re.findall(r"\b(\d+) random\b", what)) <= {str(check.random_cases)}, name
 
 
 def test_limits_stated_are_course_toml(course):
