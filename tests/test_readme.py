@@ -114,8 +114,12 @@ def test_readme_nbgrader_course(repo, tmp_path, assignment):
     submit(course, assignment, "ada")  # what release_assignment and collect would have put there
     run("nbgrader", {"REPO": str(repo), "COURSE": str(course), "…": ""}, tmp_path)
 
+    assert (course / "source" / ASSIGNMENT / "public_checks.json").exists()  # nbgrader-source: notebook + public checks
+    assert (course / "release" / ASSIGNMENT / assignment.notebook).exists()  # generate_assignment
     results = json.loads((course / "results" / "ada" / ASSIGNMENT / "results.json").read_text())
     assert results["score"] == sum(c.points for c in assignment.checks)
+    assert (course / "gradebook.db").exists()
+    assert (course / "autograded" / "ada" / ASSIGNMENT / assignment.notebook).exists()
     assert (course / "feedback" / "ada" / ASSIGNMENT / f"{Path(assignment.notebook).stem}.html").exists()
     assert list((tmp_path / "exchange").rglob("*.html")), "release_feedback put the feedback in the exchange"
 
