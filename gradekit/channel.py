@@ -106,6 +106,8 @@ class Encoder:
         if isinstance(v, float):
             return v
         if isinstance(v, list):
+            if type(v) is list and all(type(x) in SCALARS for x in v):  # (a flat list of numbers: as it is)
+                return v
             return [self.value(x, depth + 1) for x in v]
         if isinstance(v, tuple):
             return {"$t": [self.value(x, depth + 1) for x in v]}
@@ -197,6 +199,8 @@ class Decoder:
         if depth > self.limits.depth:
             raise WireError(f"values nested deeper than {self.limits.depth}")
         if isinstance(node, list):
+            if all(type(x) in SCALARS for x in node):  # (a flat list of numbers, fresh from json: as it is)
+                return node
             return [self.value(x, depth + 1) for x in node]
         if not isinstance(node, dict) or len(node) != 1:
             raise WireError("an object in a value must have exactly one key ($t, $d or $a)")
