@@ -208,17 +208,17 @@ class Channel:
         return Reply(value, after, grads)
 
     # ---------------------------------------------------------------------------------------------- gradients
-    def call_keep(self, fn: str, args: list, timeout: float | None = None) -> tuple[int, object, list | None]:
-        """``fn(*args)`` with the kernel keeping the graph of its tensor result: (the call's id, the value, and for a
-        one-number result the gradients for an upstream 1, checked as ``vjp``'s, else None)."""
+    def call_keep(self, fn: str, args: list, timeout: float | None = None, back=()) -> tuple[int, Reply]:
+        """``fn(*args)`` with the kernel keeping the graph of its tensor result: (the call's id, the reply, whose
+        ``grads``, for a one-number result, are the gradients for an upstream 1, checked as ``vjp``'s, else None)."""
         import torch
 
-        reply = self.request({"op": "call", "fn": fn, "args": args, "keep": True}, timeout)
-        ident, grads = self.next_id, reply.grads
-        if grads is not None:
+        reply = self.request({"op": "call", "fn": fn, "args": args, "keep": True, "back": list(back)}, timeout,
+                             len(back))
+        if reply.grads is not None:
             shapes = [a.shape for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
-            grads = self.checked_grads(grads, shapes, fn)
-        return ident, reply.value, grads
+            reply.grads = self.checked_grads(reply.grads, shapes, fn)
+        return self.next_id, reply
 
     def vjp(self, of: int, upstream, shapes: list, fn: str = "", timeout: float | None = None) -> list:
         """The gradient of call ``of``'s result with respect to each of its argument tensors that required grad,
@@ -240,11 +240,13 @@ class Channel:
         return [None if g is None else g.detach() for g in grads]
 
 
-def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
+def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None, back=()):
     """``fn(*args)`` in the kernel as a differentiable function of the trusted side's tensors that require grad.
 
-    Its result must be a float tensor; one that does not require grad in the kernel (detached, rebuilt with
-    ``torch.tensor``) does not require grad here either. Backward asks the kernel for the vector-Jacobian product.
+    A float tensor result that requires grad in the kernel requires grad here, its backward asking the kernel for the
+    vector-Jacobian product; any other result (detached, rebuilt with ``torch.tensor``, an array) comes back as it is,
+    with no gradient. The arguments at the positions ``back`` are written back after the call, as
+    ``remote_function`` does.
     """
     import torch
 
@@ -254,8 +256,19 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None):
                             "gradient would not flow back; pass it as an argument of its own (torch.stack it)")
     slots = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.requires_grad]
     if not slots:
-        return channel.call(fn, *args, timeout=timeout)
-    return _remote().apply((channel, fn, args, slots, timeout), *(args[i] for i in slots))
+        reply = channel.call_back(fn, *args, back=back, timeout=timeout)
+    else:
+        sent = list(args)
+        for i in slots:
+            sent[i] = args[i].detach().requires_grad_(True)
+        ident, reply = channel.call_keep(fn, sent, timeout, back)
+    for i, state in zip(back, reply.after):
+        write_back(args[i], state, fn)
+    value = reply.value
+    if not slots or not (isinstance(value, torch.Tensor) and value.requires_grad):
+        return value
+    how = (channel, fn, ident, reply.grads, timeout, value)
+    return _remote().apply(how, *(args[i] for i in slots))
 
 
 def nested_grad(value, depth: int = 0) -> bool:
@@ -282,52 +295,39 @@ def _remote():
     import torch
 
     class Remote(torch.autograd.Function):
+        """The result of a call already made (``how``): forward returns its value, backward asks for the VJP."""
+
         @staticmethod
         def forward(ctx, how, *tensors):
-            channel, fn, args, slots, timeout = how
-            sent = list(args)
-            for i, t in zip(slots, tensors):
-                sent[i] = t.detach().requires_grad_(True)
-            ctx.call, value, ctx.grads = channel.call_keep(fn, sent, timeout)
-            if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-                raise CallError("Raised", f"the result is {type(value).__name__}, not a float tensor",
-                                function=fn, type_="ContractError")
             ctx.how = how
             ctx.shapes = [t.shape for t in tensors]
             ctx.dtypes = [t.dtype for t in tensors]
-            out = value.detach()
-            if not value.requires_grad:
-                ctx.mark_non_differentiable(out)
-            return out
+            return how[-1].detach()
 
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx, upstream):
-            channel, fn, _, _, timeout = ctx.how
-            if ctx.grads is not None and upstream.numel() == 1 and upstream.item() == 1.0:
-                grads = ctx.grads  # what the kernel computed for loss.backward(): no second round trip
-            else:
-                grads = channel.vjp(ctx.call, upstream.contiguous(), ctx.shapes, fn, timeout)
+            channel, fn, ident, grads, timeout, _ = ctx.how
+            if grads is None or upstream.numel() != 1 or upstream.item() != 1.0:
+                grads = channel.vjp(ident, upstream.contiguous(), ctx.shapes, fn, timeout)
+            # (else what the kernel computed for loss.backward(): no second round trip)
             return (None, *(g if g is None or g.dtype == dtype else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes)))
 
     _REMOTE = Remote
     return Remote
 
 
-def remote_function(channel: Channel, fn: str, timeout: float | None = None):
+def remote_function(channel: Channel, fn: str, timeout: float | None = None, in_place=()):
     """A stand-in for the kernel's ``fn`` that a trusted loop calls as it would the function itself: tensors that
-    require grad go through ``remote_grad``; otherwise the arguments it may change in place (arrays, lists, dicts)
-    come back and are written into the caller's objects, as an in-process call would have left them."""
-    import torch
+    require grad go through ``remote_grad``; the arguments at the positions ``in_place`` (those the function's contract
+    lets it change in place: an array, a list, a dict) come back and are written into the caller's objects, as an
+    in-process call would have left them. No other argument is ever written: the loop's own objects (the rewards it
+    records, say) stay the loop's, whatever the function does to its copies."""
+    allowed = tuple(in_place)
 
     def call(*args):
-        if any(isinstance(a, torch.Tensor) and a.requires_grad or nested_grad(a) for a in args):
-            return remote_grad(channel, fn, *args, timeout=timeout)
-        back = [i for i, a in enumerate(args) if isinstance(a, (np.ndarray, list, dict))]
-        reply = channel.call_back(fn, *args, back=back, timeout=timeout)
-        for i, state in zip(back, reply.after):
-            write_back(args[i], state, fn)
-        return reply.value
+        back = [i for i in allowed if i < len(args) and isinstance(args[i], (np.ndarray, list, dict))]
+        return remote_grad(channel, fn, *args, timeout=timeout, back=back)
 
     call.__name__ = call.__qualname__ = fn
     return call

@@ -1,9 +1,11 @@
-"""Grade one submission: define the student's functions in a fresh kernel, run every check there, judge here.
+"""Grade one submission: define the student's functions in a fresh kernel, run every check here, judge here.
 
 The kernel gets the instructor's ``setup`` cell (imports) as part of its start, then each graded cell of the submission
-on its own, so one broken cell costs only the checks of its function. Each check then sends its cases to the kernel
-and judges the plain data that comes back. A check that times out or kills the kernel fails alone: the kernel is
-restarted and the definitions replayed for the next check.
+on its own, so one broken cell costs only the checks of its function; then it serves calls to those functions
+(``serve``) and nothing else. Each check's driver runs on the grader's side (``autograder.trusted``: the loop, its
+environment and records are the grader's), calling the student's functions across the channel, and the records are
+judged here. A check that times out or kills the kernel fails alone: the kernel is restarted, the definitions
+replayed and the serving started again for the next check.
 
 A ``Grader`` holds what does not depend on the submission (the reference, every check's cases and expected answers)
 and computes it once per process: a batch worker (``worker.py``) grades many submissions with one Grader, each in a
@@ -21,8 +23,10 @@ from pathlib import Path
 import nbformat
 
 from gradekit.checks import CheckResult, ExactCheck, Reference
-from gradekit.protocol import MIME, driver_name
+from gradekit.protocol import driver_name
 
+from autograder import trusted
+from autograder.channel import SERVE_CELL, socket_paths
 from autograder.execute import KernelThread
 from autograder.notebook import SubmissionError, cell_source, graded_cells, locked_cell_changes, read_submission
 from autograder.reference import reference
@@ -86,41 +90,41 @@ class Definitions:
                 return
 
 
-def probe_code(driver, functions, cases: list[dict], workers: int = 1) -> str:
-    request = json.dumps({"driver": driver_name(driver), "functions": list(functions), "cases": cases,
-                          "workers": workers})
-    return f"import gradekit.protocol as _grading_protocol\n_grading_protocol.serve(globals(), {request!r})"
+def serve(kernel: KernelThread) -> str | None:
+    """Once the graded cells have run: the kernel starts answering calls to its functions (each connection from a
+    copy of itself, so seeds never share the student's state). The path the grader connects to, or None if the
+    kernel could not start (its notebook broke what serving needs: every check then fails with a message)."""
+    inside, outside = socket_paths(kernel.box)
+    run = kernel.run(SERVE_CELL.format(path=inside, fork=True), timeout=kernel.limits.cell_seconds)
+    return outside if run.status == "ok" else None
 
 
-def answers_from(outputs: list, n: int) -> list[dict]:
-    """The answers the kernel displayed, checked for shape; anything else counts as an error for every case."""
-    for output in reversed(outputs):
-        data = output.get("data", {}).get(MIME) if output.get("output_type") == "display_data" else None
-        if isinstance(data, list) and len(data) == n and all(
-                isinstance(a, dict) and (isinstance(a.get("ok"), dict) or isinstance(a.get("error"), dict))
-                for a in data):
-            return data
-    message = "the grader received no readable answer from the notebook's process"
-    return [{"error": {"type": "GraderError", "message": message, "where": ""}}] * n
+NOT_SERVING = {"type": "GraderError", "where": "", "message": (
+    "the notebook's Python process did not answer the grader's calls after your graded cells ran (did a cell change "
+    "`gradekit`, `__import__` or the process itself?)")}
 
 
-def run_check(kernel: KernelThread, check, cases: list[dict], deadline: float,
+def run_check(kernel: KernelThread, path: str | None, check, cases: list[dict], deadline: float,
               workers: int = 1) -> tuple[str, list[dict], float]:
-    """Send a check's cases to the kernel, a batch at a time, until all are answered or the verdict is settled.
+    """Run a check's driver on its cases on the grader's side (``autograder.trusted``), the student's functions
+    answering from the kernel serving at ``path``, a batch at a time, until all are answered or the verdict is
+    settled.
 
     Returns the status ("ok", "timeout" or "died"), the answers so far and the seconds taken. The check's time limit
     covers all its batches."""
     start = time.monotonic()
     limit = min(start + kernel.limits.cell_seconds, deadline)
+    if path is None:
+        return "ok", [{"error": NOT_SERVING}] * len(cases), 0.0
     answers: list[dict] = []
     workers = check.workers(workers)
     for batch in check.batches(cases, workers):
         if limit - time.monotonic() < 1:
             return "timeout", answers, time.monotonic() - start
-        run = kernel.run(probe_code(check.driver, check.functions, batch, workers), timeout=limit - time.monotonic())
-        if run.status in ("timeout", "died"):
-            return run.status, answers, time.monotonic() - start
-        answers += answers_from(run.outputs, len(batch))
+        status, got = trusted.run(path, check.driver, check.functions, batch, workers, limit)
+        answers += got
+        if status != "ok":
+            return status, answers, time.monotonic() - start
         try:
             if check.settled(answers):
                 break
@@ -171,8 +175,8 @@ def run_key(driver, functions, case: dict) -> str:
     return json.dumps([driver_name(driver), list(functions), case], sort_keys=True)
 
 
-def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadline: float, workers: int = 1,
-                       done: dict[str, dict] | None = None):
+def with_feedback_runs(kernel: KernelThread, path: str | None, check, result: CheckResult, deadline: float,
+                       workers: int = 1, done: dict[str, dict] | None = None):
     """Add the check's feedback-only runs (e.g. training with a variant) to its data, if time allows. They never
     change the verdict: a failure only leaves them out of the figure. Runs in ``done`` (answers of this submission's
     earlier checks, by ``run_key``) are reused, not run again. Returns the kernel's status and the result."""
@@ -181,14 +185,14 @@ def with_feedback_runs(kernel: KernelThread, check, result: CheckResult, deadlin
     keys = [run_key(driver, functions, case) for case in cases]
     missing = [case for case, key in zip(cases, keys) if key not in done]
     timeout = min(kernel.limits.cell_seconds, deadline - time.monotonic() - 1)
-    if not cases or (missing and timeout < 1):
+    if not cases or (missing and (timeout < 1 or path is None)):
         return "ok", result
     if missing:
-        run = kernel.run(probe_code(driver, functions, missing, check.workers(workers)), timeout=timeout)
-        if run.status != "ok":
-            return run.status, result
-        done |= {run_key(driver, functions, case): answer
-                 for case, answer in zip(missing, answers_from(run.outputs, len(missing)))}
+        status, answers = trusted.run(path, driver, functions, missing, check.workers(workers),
+                                      time.monotonic() + timeout)
+        if status != "ok":
+            return status, result
+        done |= {run_key(driver, functions, case): answer for case, answer in zip(missing, answers)}
     runs = [check.keep(done[key]) for key in keys]
     return "ok", replace(result, data=result.data | {"feedback_runs": runs})
 
@@ -201,14 +205,12 @@ def setup_code(assignment) -> str:
     return cell_source(nbformat.convert(source, 4), assignment.setup_cell)
 
 
-def preload_code(checks, output_chars: int | None = None) -> str:
-    """The kernel's last start cell: the grading protocol, and the drivers with what they import when they run
-    (``gradekit.protocol.preload``), so that the kernel imports them while it would wait for the grader to prepare,
-    or for its student (a batch's next kernel), not while a check runs; with ``output_chars``, what a cell may print
-    (``gradekit.protocol.limit_output``)."""
-    drivers = sorted({driver_name(d) for c in checks for d in (c.driver, c.feedback_runs()[0])})
-    return "import gradekit.protocol as _grading_protocol\n" + "".join(
-        f"_grading_protocol.preload({name!r})\n" for name in drivers) + (
+def preload_code(output_chars: int | None = None) -> str:
+    """The kernel's last start cell: the channel's server (``gradekit.channel``), imported while the kernel would wait
+    for the grader to prepare, or for its student (a batch's next kernel), not while a check runs; with
+    ``output_chars``, what a cell may print (``gradekit.protocol.limit_output``). The drivers are not imported: they
+    run on the grader's side."""
+    return "import gradekit.channel, gradekit.protocol as _grading_protocol\n" + (
         f"_grading_protocol.limit_output({output_chars})\n" if output_chars else "")
 
 
@@ -222,7 +224,7 @@ def kernel_session(assignment, setup: list[str] | None = None, slot: int = 0, cp
     the instructor's setup cell, then ``preload_code``); refuses (IsolationError) below course.toml's
     ``min_isolation``, and warns on stderr below level full."""
     if setup is None:
-        setup = [setup_code(assignment), preload_code(assignment.checks, output_chars(assignment))]
+        setup = [setup_code(assignment), preload_code(output_chars(assignment))]
     kernel = KernelThread(assignment.limits, assignment.kernel_packages, assignment.min_isolation, setup, slot, cpus)
     isolation = kernel.isolation
     if isolation["level"] != "full":
@@ -237,7 +239,8 @@ def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     definitions = Definitions(assignment, read_submission(path, assignment))
     with kernel_session(assignment) as kernel:
         definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
-        status, answers, _ = run_check(kernel, check, cases, time.monotonic() + assignment.limits.cell_seconds)
+        status, answers, _ = run_check(kernel, serve(kernel), check, cases,
+                                       time.monotonic() + assignment.limits.cell_seconds)
     if status != "ok":
         raise RuntimeError(f"the submission's run did not finish ({status})")
     return answers
@@ -252,7 +255,7 @@ def not_graded(path: Path, assignment, message: str, only: set[str] | None = Non
 
 class Grader:
     """Grades submissions of one assignment in this process: ``only`` restricts grading to the named checks;
-    ``workers`` is how many seeds of a behaviour check run at once (the kernel forks one single-threaded copy per
+    ``workers`` is how many seeds of a behaviour check run at once (a worker of the grader and a copy of the kernel per
     seed); ``figures`` adds the feedback-only runs the feedback page draws.
 
     What does not depend on the submission is computed once, on first use: the setup cell, the reference (whose
@@ -261,7 +264,7 @@ class Grader:
     def __init__(self, assignment, only: set[str] | None = None, workers: int = 1, figures: bool = True):
         self.assignment, self.only, self.workers, self.figures = assignment, only, workers, figures
         self.checks = [c for c in assignment.checks if only is None or c.name in only]
-        self.setup = [setup_code(assignment), preload_code(self.checks, output_chars(assignment))]
+        self.setup = [setup_code(assignment), preload_code(output_chars(assignment))]
         self._expected: Reference | None = None
         self._cases: dict[str, list[dict]] = {}
 
@@ -279,7 +282,7 @@ class Grader:
         """Grade the notebook at ``path`` in ``kernel`` (made by ``self.kernel()``, maybe started a while ago), or
         in a kernel started now; the kernel is stopped at the end either way. ``progress`` shows a bar over the checks
         on stderr."""
-        start, cpu = time.monotonic(), time.process_time()
+        start, cpu, trusted_cpu = time.monotonic(), time.process_time(), trusted.cpu_seconds
         assignment, checks = self.assignment, self.checks
         deadline = start + assignment.limits.submission_seconds
         try:
@@ -308,6 +311,7 @@ class Grader:
             from tqdm import tqdm  # here, not above: `grade` starts the kernel before what starting it does not need
 
             definitions.run(kernel, deadline)
+            path = serve(kernel)
             for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
                               file=sys.stderr, leave=False):
                 remaining = deadline - time.monotonic()
@@ -317,14 +321,15 @@ class Grader:
                     continue
                 check_start = time.monotonic()
                 cases = all_cases[check.name]
-                status, answers, seconds = run_check(kernel, check, cases, deadline, self.workers)
+                status, answers, seconds = run_check(kernel, path, check, cases, deadline, self.workers)
                 done |= {run_key(check.driver, check.functions, case): answer for case, answer in zip(cases, answers)}
                 result = judge_run(check, cases, status, answers, seconds, expected)
                 if status == "ok" and self.figures and any(result.data.get("runs") or []):  # nothing to compare with
-                    status, result = with_feedback_runs(kernel, check, result, deadline, self.workers, done)
+                    status, result = with_feedback_runs(kernel, path, check, result, deadline, self.workers, done)
                 if status in ("timeout", "died") and deadline - time.monotonic() > 1:
-                    kernel.restart()
+                    kernel.restart()  # (a copy of the kernel stuck in an endless loop stops with it)
                     definitions.run(kernel, deadline)
+                    path = serve(kernel)
                 result = blame(check, result, results, assignment)
                 problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
                 if problems and not result.passed:
@@ -342,7 +347,8 @@ class Grader:
         return Report(assignment.id, str(path), results, time.monotonic() - start, notes,
                       {"locked_cells_changed": locked, "kernel_restarts": restarts, "isolation": isolation,
                        "check_seconds": check_seconds, "settings": {c.name: asdict(c) for c in checks},
-                       "cpu_seconds": {"grader": round(time.process_time() - cpu, 3),
+                       "cpu_seconds": {"grader": round(time.process_time() - cpu + trusted.cpu_seconds - trusted_cpu,
+                                                       3),
                                        "kernel": None if kernel.cpu_seconds is None else round(kernel.cpu_seconds, 3)}})
 
 

@@ -38,6 +38,8 @@ from autograder.grade import setup_code  # noqa: E402
 from autograder.notebook import reference_functions  # noqa: E402
 from tests.conftest import reference_answers  # noqa: E402
 
+IN_PLACE = config.load().assignment().checks[0].driver.__globals__.get("IN_PLACE", {})
+
 
 def runs(assignment) -> list[tuple[str, object, tuple[str, ...], dict]]:
     """(label, driver, graded functions, case without seed) of every behaviour check, from the catalogue's settings."""
@@ -56,7 +58,7 @@ class Counting:
         self.chan, self.calls = chan, 0
 
     def function(self, name):
-        remote = client.remote_function(self.chan, name)
+        remote = client.remote_function(self.chan, name, in_place=IN_PLACE.get(name, ()))
 
         def call(*args):
             self.calls += 1
@@ -104,7 +106,8 @@ def main() -> int:
                 seeds = range(min(args.parallel, args.seeds))
                 cases = [dict(case, seed=1000 + seed) for seed in seeds]
                 local_wall, local = forked(lambda c: driver(*(reference[n] for n in names), c), cases)
-                wall, remote = forked(lambda c: driver(*(client.remote_function(client.Channel(path, 60), n)
+                wall, remote = forked(lambda c: driver(*(client.remote_function(client.Channel(path, 60), n,
+                                                                                 in_place=IN_PLACE.get(n, ()))
                                                          for n in names), c), cases)
                 same = all(json.dumps(r, sort_keys=True) == records[label, s] for r, s in zip(remote, seeds))
                 same = same and all(json.dumps(r, sort_keys=True) == records[label, s] for r, s in zip(local, seeds))

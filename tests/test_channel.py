@@ -204,8 +204,10 @@ def test_changes_in_place_come_back_as_the_arguments_state(served, here):
 
 def test_a_stand_in_leaves_the_callers_objects_as_an_in_process_call_would(served, here):
     """``remote_function``: a trusted loop calls the stand-in as the function itself; the array and the dict it
-    passed hold afterwards what the kernel's call left in them, the lists too, and the result is the same."""
-    update, table_update = (client.remote_function(served, n) for n in ("update_in_place", "update_table"))
+    passed where its contract lets it update them in place hold afterwards what the kernel's call left in them, and
+    the result is the same."""
+    update = client.remote_function(served, "update_in_place", in_place=(0,))
+    table_update = client.remote_function(served, "update_table", in_place=(2,))
     mine, theirs = np.array([[0.1], [0.2], [0.3]]), np.array([[0.1], [0.2], [0.3]])
     assert update(mine, 2, 1.0, 0.5) is None
     here["update_in_place"](theirs, 2, 1.0, 0.5)
@@ -214,6 +216,18 @@ def test_a_stand_in_leaves_the_callers_objects_as_an_in_process_call_would(serve
     returns = torch.tensor([1.0, 2.0])
     got = table_update([0, 1], returns, mine, 0.5)
     assert torch.equal(got, here["update_table"]([0, 1], returns, theirs, 0.5)) and mine == theirs
+
+
+def test_a_stand_in_never_writes_an_argument_its_contract_does_not_let_change(served, here):
+    """Only the positions ``in_place`` names come back: a function that changes another argument (the rewards the
+    loop records, say) changes its own copy, never the loop's; in process, the same call would have."""
+    mine, theirs = np.array([[0.1], [0.2], [0.3]]), np.array([[0.1], [0.2], [0.3]])
+    assert client.remote_function(served, "update_in_place")(mine, 2, 1.0, 0.5) is None
+    here["update_in_place"](theirs, 2, 1.0, 0.5)
+    assert not np.array_equal(mine, theirs) and mine.tolist() == [[0.1], [0.2], [0.3]]
+    table = {0: 0.5}
+    client.remote_function(served, "update_table", in_place=(0,))([0, 1], torch.tensor([1.0, 2.0]), table, 0.5)
+    assert table == {0: 0.5}
 
 
 def test_the_students_error_is_typed_with_its_line(served):

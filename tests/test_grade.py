@@ -122,16 +122,16 @@ def test_feedback_runs_that_are_graded_runs_are_trained_once(assignment, monkeyp
     """chain_baseline_learns' feedback-only runs without the baseline are chain_reinforce_learns' seeds 0 and 1 (the
     same driver, functions and settings): a grade of both trains them once, and they are the very runs that a grade
     of the baseline check alone trains for its figure."""
-    from autograder import grade as grading
+    from autograder import trusted
 
     sent = []
-    probe_code = grading.probe_code
+    run = trusted.run
 
-    def spy(driver, functions, cases, workers=1):
+    def spy(path, driver, functions, cases, workers, limit):
         sent.append((driver.__name__, [case["seed"] for case in cases]))
-        return probe_code(driver, functions, cases, workers)
+        return run(path, driver, functions, cases, workers, limit)
 
-    monkeypatch.setattr(grading, "probe_code", spy)
+    monkeypatch.setattr(trusted, "run", spy)
     both = results_by_name(grade(assignment.source, assignment, workers=2,
                                  only={"chain_reinforce_learns", "chain_baseline_learns"}))
     assert sent == [("chain_reinforce_run", [0, 1]), ("chain_reinforce_run", [2, 3]),
@@ -143,3 +143,23 @@ def test_feedback_runs_that_are_graded_runs_are_trained_once(assignment, monkeyp
     assert len(runs) == 2 and runs == alone["chain_baseline_learns"].data["feedback_runs"]
     assert runs == both["chain_reinforce_learns"].data["runs"][:2]
     assert both["chain_baseline_learns"].passed and alone["chain_baseline_learns"].passed
+
+
+def test_records_made_on_the_graders_side_equal_the_references_in_one_process(assignment):
+    """The loops moved out of the kernel without moving a number: every behaviour check's metric per seed in a grade
+    of the reference (the drivers in the grader's workers, the reference's functions answering from the sandboxed
+    kernel) equals, to the bit, the same driver calling the reference's functions in one process, as calibration and
+    the recorded public values were made. So the calibration (docs/calibration.md) holds unchanged."""
+    from gradekit.checks import ConvergenceCheck
+    from gradekit.protocol import run_case
+
+    from autograder.notebook import reference_functions
+
+    reference = reference_functions(assignment)
+    behaviour = [c for c in assignment.checks if isinstance(c, ConvergenceCheck)]
+    report = grade(assignment.source, assignment, only={c.name for c in behaviour}, workers=2, figures=False)
+    for check, result in zip(behaviour, report.results, strict=True):
+        graded = result.data["metrics"]
+        here = [check.metric(run_case(check.driver, [reference[f] for f in check.functions], case)["ok"])
+                for case in check.cases(None)[:len(graded)]]
+        assert graded == here, check.name

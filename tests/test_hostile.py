@@ -49,12 +49,14 @@ def test_broken_cell_fails_alone_in_bounded_time(strict, tmp_path, code, message
 
 
 def test_os_exit_inside_a_graded_function(strict, tmp_path):
+    """Each call is answered by a copy of the kernel: a copy that exits costs its case, the next case gets a fresh
+    copy, and the kernel itself lives on (no restart)."""
     code = "def reinforce_loss(log_probs, returns, baseline=0.0):\n    import os\n    os._exit(3)\n"
     results, seconds, report = grade_with(strict, tmp_path, {"reinforce_loss": code},
                                           ["reinforce_loss_exact", CORRECT_RETURNS])
     assert results["reinforce_loss_exact"].score == 0 and "stopped" in results["reinforce_loss_exact"].output
-    assert results[CORRECT_RETURNS].passed, "the check after the crash runs in a fresh kernel"
-    assert report.extra["kernel_restarts"] == 1
+    assert results[CORRECT_RETURNS].passed
+    assert report.extra["kernel_restarts"] == 0
 
 
 def test_os_exit_in_a_seed_run_in_parallel(strict, tmp_path):

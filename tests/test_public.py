@@ -177,3 +177,47 @@ def test_a_helper_from_another_cell_fails_here_as_in_the_grade(assignment, relea
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     assert "✗ failed  pg_loss: the policy-gradient loss of one step" in text
     assert "NameError" in text and "_log" in text
+
+
+def test_the_students_functions_are_called_with_the_graders_semantics():
+    """``copying``: copies of the arguments and of the result, as the channel carries them; only the arguments the
+    contract lets a function update in place come back; tensors that require grad are the caller's (the gradient
+    flows); a result that cannot cross is the same error as in the grade."""
+    import numpy as np
+    import torch
+
+    from gradekit.channel import copying
+    from gradekit.drivers import ContractError
+
+    def meddle(rewards, table, logits):
+        rewards[:] = [9.0] * len(rewards)
+        table[1] = 2.0
+        logits += 1
+        return logits
+
+    rewards, table, logits = [1.0, 2.0], {0: 0.5}, np.zeros((3, 1))
+    returned = copying(meddle, in_place=(1, 2))(rewards, table, logits)
+    assert rewards == [1.0, 2.0] and table == {0: 0.5, 1: 2.0} and logits.tolist() == [[1.0]] * 3
+    assert returned is not logits and returned.tolist() == [[1.0]] * 3
+    x = torch.ones(2, requires_grad=True)
+    copying(lambda t: (t * 3).sum())(x).backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+    with pytest.raises(ContractError, match="cannot be sent to the grader"):
+        copying(lambda: object())()
+
+
+def test_a_function_that_forges_through_its_argument_fails_the_public_check_as_the_grade(assignment, record):
+    """A ``discounted_returns`` that returns zeros and rewrites the loop's own list of rewards (so that, in one
+    process, the loop records a return of 1 each episode) fails the public behaviour check, as it fails the grade
+    (tests/test_forging.py): the loop keeps its own rewards."""
+    namespace = functions_of({"discounted_returns": "def discounted_returns(rewards, gamma):\n"
+                                                    "    rewards[:] = [1.0] + [0.0] * (len(rewards) - 1)\n"
+                                                    "    return [0.0] * len(rewards)\n"})
+    namespace["reinforce_loss"] = grader_reference(assignment).functions["reinforce_loss"]
+    entry = next(e for e in record["checks"] if e["name"] == "chain_reinforce_learns")
+    result, _ = public.run(entry, record, namespace)
+    assert not result.passed, result.output
+    unguarded = [harness.run_case(assignment.check(entry["name"]).driver, [namespace["discounted_returns"],
+                                                                          namespace["reinforce_loss"]], case)
+                 for case in entry["cases"][:1]]
+    assert min(unguarded[0]["ok"]["episode_returns"][-50:]) == 1.0  # what it forged when called in place

@@ -43,30 +43,24 @@ def test_loading_the_course_and_the_grader_imports_nothing_heavy(code):
     assert imported(code) == []
 
 
-def test_training_in_the_kernel_never_imports_torch_dynamo():
+def test_training_never_imports_torch_dynamo():
     """torch.optim's Optimizer imports ``torch._dynamo`` (its torch.compile hooks) at its first use: about 1 CPU-s in
-    every fresh kernel and again in every forked copy. The drivers train with ``gradekit.drivers.Adam`` (torch's
-    functional Adam, the same numbers), so a kernel that grades every behaviour check of the lecture never imports
-    it."""
+    every process that trains, and again in every forked copy. The drivers train with ``gradekit.drivers.Adam``
+    (torch's functional Adam, the same numbers), so the grader's workers that run every behaviour check of the lecture
+    (``autograder.trusted``: the drivers, called here the same way) never import it."""
     code = '''
-import json, sys
+import sys
 sys.path.append("assignments")
-import IPython.display
-import gradekit.protocol as protocol
-from autograder import config
+from autograder import config, trusted
 from autograder.notebook import reference_functions
 from gradekit.checks import ConvergenceCheck
 
-shown = []
-IPython.display.display = lambda value, raw: shown.append(value)  # what serve() displays
 assignment = config.load().assignment("week03_policy_gradients")
 reference = reference_functions(assignment)
 for check in assignment.checks:
     if isinstance(check, ConvergenceCheck):
-        request = {"driver": protocol.driver_name(check.driver), "functions": list(check.functions),
-                   "cases": check.cases(reference)[:1], "workers": 1}
-        protocol.serve(reference, json.dumps(request))
-        assert all("ok" in answer for answer in shown.pop()[protocol.MIME]), check.name
+        case = check.cases(reference)[0]
+        assert isinstance(trusted.driver_function(check.driver)(*(reference[f] for f in check.functions), case), dict)
 assert "torch._dynamo" not in sys.modules'''
     assert imported(code) == ["gymnasium", "matplotlib", "torch"]  # matplotlib: the setup cell the reference runs
 
@@ -84,37 +78,37 @@ def test_a_grade_does_not_build_the_iri_format_parser(assignment, tmp_path):
     assert results["score"] == 0 and "not implemented yet" in results["tests"][0]["output"]
 
 
-def test_the_copies_a_kernel_forks_import_nothing_it_could_have_imported_once():
-    """A behaviour check forks one copy of the kernel per seed. What its driver imports when it runs (the
-    environments, Gymnasium, mujoco: 60 ms to 0.3 s) is imported once, before the kernel forks (the driver module's
-    ``preload``), not again in every copy. Each copy reports what it imported after the fork: nothing."""
-    code = '''
-import json, os, sys
+def test_the_workers_the_grader_forks_import_nothing_it_could_have_imported_once(tmp_path):
+    """A behaviour check forks one worker of the grader per seed (``autograder.trusted``). What its driver imports when
+    it runs (the environments, Gymnasium, mujoco: 60 ms to 0.3 s) is imported once, before the grader forks (the
+    driver module's ``preload``), not again in every worker. Each worker reports what it imported after the fork, at
+    its driver's first call of a student's function: nothing."""
+    code = f'''
+import json, os, sys, time
 sys.path.append("assignments")
-import torch
-import gradekit.protocol as protocol
-from autograder import config
+import gradekit.channel
+from autograder import config, trusted
 from gradekit.checks import ConvergenceCheck
-import IPython.display
 
 at_fork = set()
 os.register_at_fork(after_in_child=lambda: at_fork.update(sys.modules))
 
-def student(*args):
-    raise RuntimeError(json.dumps(sorted({m.split(".")[0] for m in set(sys.modules) - at_fork})))
 
-shown = []
-IPython.display.display = lambda value, raw: shown.append(value)  # what serve() displays
-imported = {}
+def student(name, **_):
+    def call(*args):
+        raise RuntimeError(json.dumps(sorted({{m.split(".")[0] for m in set(sys.modules) - at_fork}})))
+    return call
+
+
+trusted.remote_function = lambda channel, name, **kw: student(name)
+gradekit.channel.serve({{}}, {str(tmp_path / "channel.sock")!r})  # (nothing is called: a socket to connect to)
+imported = {{}}
 for assignment in config.load().assignments.values():
     for check in assignment.checks:
         if isinstance(check, ConvergenceCheck) and check.workers(2) > 1:
-            cases = check.cases(None)[:2]
-            request = {"driver": protocol.driver_name(check.driver), "functions": list(check.functions),
-                       "cases": cases, "workers": 2}
-            protocol.serve({f: student for f in check.functions}, json.dumps(request))
-            answers = shown.pop()[protocol.MIME]
-            imported[check.name] = sorted({a["error"]["message"] for a in answers})
+            status, answers = trusted.run({str(tmp_path / "channel.sock")!r}, check.driver, check.functions,
+                                          check.cases(None)[:2], 2, time.monotonic() + 60)
+            imported[check.name] = sorted({{a["error"]["message"] for a in answers}})
 print(json.dumps(imported))'''
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -168,15 +162,14 @@ def test_grade_starts_the_kernel_before_what_starting_it_does_not_need(assignmen
     assert results["score"] == 0 and "not implemented yet" in results["tests"][0]["output"]
 
 
-def test_a_grading_kernel_starts_with_the_drivers_imported(assignment):
-    """A grading kernel's start ends with the grading protocol and the drivers imported, with what they import when
-    they run (the environments, Gymnasium): done while the kernel would wait for the grader (or, in a batch, for its
-    student), not in the first checks."""
+def test_a_grading_kernel_starts_with_the_channel_imported_and_no_driver(assignment):
+    """A grading kernel's start ends with the channel's server imported (done while the kernel would wait for the
+    grader or, in a batch, for its student), and nothing of the experiment: the drivers, their environments and
+    Gymnasium run on the grader's side, never in the student's process."""
     from autograder.grade import kernel_session
 
     with kernel_session(assignment) as kernel:
-        run = kernel.run("import sys\nprint(sorted(m for m in ('gradekit.protocol', 'week03_policy_gradients.drivers', "
+        run = kernel.run("import sys\nprint(sorted(m for m in ('gradekit.channel', 'week03_policy_gradients.drivers', "
                          "'week03_policy_gradients.envs', 'gymnasium') if m in sys.modules))")
     assert kernel.setup_run.status == "ok"
-    assert run.outputs[0]["text"].strip() == str(sorted(["gradekit.protocol", "week03_policy_gradients.drivers",
-                                                         "week03_policy_gradients.envs", "gymnasium"]))
+    assert run.outputs[0]["text"].strip() == str(["gradekit.channel"])
