@@ -1,8 +1,8 @@
 """Check machinery: how a check makes its inputs and judges the answers, for any assignment.
 
 A check is a frozen dataclass built from its table in course.toml. ``cases()`` makes the JSON inputs (seeded, so a
-grade repeats); the grader sends them to the student's kernel, where the check's driver runs the student's function on
-each; ``judge()`` then compares, in the grader's process, the plain data that came back with the same driver run on
+grade repeats); the grader's workers run the check's driver on each, calling the student's functions in their kernel
+across the channel; ``judge()`` then compares, in the grader's process, the plain data that came back with the same driver run on
 the reference (exactness) or with a calibrated threshold (behaviour). Feedback names the likely mistake by matching
 the student's answers against named wrong implementations; it never shows reference code.
 
@@ -110,7 +110,8 @@ class Check:
         yield cases
 
     def workers(self, available: int) -> int:
-        """Processes the kernel may fork to run this check's cases at once (only seeded training runs are worth it)."""
+        """Cases run at once, each by a worker of the grader and a copy of the kernel (only seeded training runs are
+        worth it)."""
         return 1
 
     def settled(self, answers: list[dict]) -> bool:

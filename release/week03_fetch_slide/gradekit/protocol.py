@@ -1,26 +1,19 @@
-"""The request/answer protocol between the grader and the student's kernel: the only grading code the kernel runs.
+"""Running a driver on a case, as data: what the grader's workers (``autograder.trusted``), the reference and the
+student's public checks share.
 
-The grader sends ``serve(globals(), request)``: which driver to run (``module:qualname``, imported here from the
-assignment's content package), on which of the notebook's functions, with which cases. ``serve`` runs each case
-(several at once in forked copies for seeded training runs) and displays the plain answers as one JSON output. The
-verdicts are decided in the grader's process; nothing here knows a reference solution or a threshold.
+``run_case(driver, functions, case)`` gives ``{"ok": records}`` or ``{"error": {...}}`` (``describe``: the exception,
+its message and the student's line); ``plain`` makes it JSON. A driver travels by name (``module:qualname``,
+``driver_name`` / ``driver_function``). ``limit_output`` caps what a grading kernel's cells print. The student's
+kernel runs no driver: it only answers calls to the notebook's functions (``gradekit.channel``).
 """
 
 from __future__ import annotations
 
 import importlib
-import io
-import json
 import math
-import os
-import selectors
-import signal
 import sys
 import traceback
 from pathlib import Path
-
-MIME = "application/vnd.autograder.result+json"
-
 
 def driver_name(driver) -> str:
     """How a driver travels in a request: ``module:qualname`` of the function object."""
@@ -73,77 +66,6 @@ def plain(value):
     return number if math.isfinite(number) else str(number)
 
 
-def serve(namespace: dict, request: str) -> None:
-    """Entry point in the student's kernel: run the request's cases and display the results as one JSON output."""
-    import torch
-    from IPython.display import display
-
-    spec = json.loads(request)
-    missing = [name for name in spec["functions"] if not callable(namespace.get(name))]
-    if missing:
-        error = {"type": "NameError", "message": f"function `{missing[0]}` is not defined", "where": "",
-                 "function": missing[0]}
-        results = [{"error": error} for _ in spec["cases"]]
-    else:
-        functions = [namespace[name] for name in spec["functions"]]
-        torch.set_num_threads(1)
-        if spec.get("workers", 1) > 1 and len(spec["cases"]) > 1:
-            results = run_forked(spec["driver"], functions, spec["cases"], spec["workers"])
-        else:
-            results = [run_case(spec["driver"], functions, case) for case in spec["cases"]]
-    display({MIME: plain(results)}, raw=True)
-
-
-def run_forked(driver, functions: list, cases: list[dict], workers: int) -> list[dict]:
-    """Each case in a forked copy of this process, ``workers`` at a time: the seeds of a behaviour check on several
-    cores, one thread each. A case is seeded by itself, so its result is the same as in this process. A copy that
-    dies (os._exit, a crash) or prints answers that are not JSON gives an error for its case only."""
-    import torch
-
-    preload(driver)
-    results: list[dict | None] = [None] * len(cases)
-    pending = list(enumerate(cases))
-    running: dict[int, tuple[int, int, bytearray]] = {}  # read end -> (index, pid, bytes so far)
-    with selectors.DefaultSelector() as selector:
-        try:
-            while pending or running:
-                while pending and len(running) < workers:
-                    index, case = pending.pop(0)
-                    read, write = os.pipe()
-                    pid = os.fork()
-                    if pid == 0:  # the copy: run the case, write its JSON, leave without any cleanup of the kernel's
-                        os.close(read)
-                        try:
-                            sys.stdout = sys.stderr = io.StringIO()  # the kernel's output streams are not ours
-                            torch.set_num_threads(1)  # a forked torch forgets the parent's setting
-                            os.write(write, json.dumps(plain(run_case(driver, functions, case))).encode())
-                        finally:
-                            os._exit(0)
-                    os.close(write)
-                    running[read] = (index, pid, bytearray())
-                    selector.register(read, selectors.EVENT_READ)
-                for key, _ in selector.select():
-                    index, pid, data = running[key.fd]
-                    chunk = os.read(key.fd, 1 << 16)
-                    if chunk:
-                        data += chunk
-                        continue
-                    selector.unregister(key.fd)
-                    os.close(key.fd)
-                    del running[key.fd]
-                    os.waitpid(pid, 0)
-                    results[index] = forked_result(bytes(data))
-        finally:
-            for read, (_, pid, _) in running.items():  # interrupted (time limit): stop the copies still running
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                os.close(read)
-    return results
-
-
-preloaded: set[str] = set()  # driver modules whose ``preload()`` ran in this process
-
-
 def limit_output(chars: int) -> None:
     """Each cell prints at most ``chars`` characters to stdout and stderr; the rest is dropped here, before the kernel
     sends it. The grader keeps no more than that, and drops a message over its size cap whole (``autograder.gate``):
@@ -173,27 +95,3 @@ def limit_output(chars: int) -> None:
             stream.write = capped(stream.write)
 
     shell.events.register("pre_run_cell", cap)
-
-
-def preload(driver) -> None:
-    """Import the driver's module, and what it imports only when a driver runs (its ``preload()``: environments,
-    Gymnasium), in the process that forks, once, rather than in every copy: ~60 ms a copy otherwise. A failing import
-    is left to the copies, which report it for their cases."""
-    try:
-        module = sys.modules[driver_function(driver).__module__]
-        if module.__name__ not in preloaded:
-            preloaded.add(module.__name__)
-            getattr(module, "preload", lambda: None)()
-    except Exception:  # noqa: BLE001, S110 - the copies run the same imports and report what fails
-        pass
-
-
-def forked_result(data: bytes) -> dict:
-    try:
-        result = json.loads(data)
-        if isinstance(result, dict) and ("ok" in result or "error" in result):
-            return result
-    except ValueError:
-        pass
-    return {"error": {"type": "ProcessExit", "message": "the Python process running this seed stopped before it "
-                      "finished (os._exit, sys.exit in a thread, a crash or too much memory?)", "where": ""}}

@@ -16,6 +16,11 @@ import numpy as np
 from gradekit.drivers import Adam, ContractError, as_vector, build_network, scalar_loss, seed_everything
 
 
+IN_PLACE = {"policy_gradient_update": (0,), "state_value_baseline": (2,)}
+"""The arguments a graded function may update in place, by position (the logits; the baseline's table): the grader
+writes their state after a call back into the loop's objects. No other argument's changes reach the loop."""
+
+
 def preload() -> None:
     """What the drivers import when they run: the kernel imports it once before it forks a copy per seed."""
     import torch  # noqa: F401

@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 from gradekit import checks, plots, protocol
+from gradekit.channel import copying
 
 RECORD = "public_checks.json"
 
@@ -74,7 +75,7 @@ def run(entry: dict, record: dict, namespace: dict) -> tuple[checks.CheckResult,
     missing = [f for f in check.functions if not callable(namespace.get(f))]
     if missing:
         return check.result(False, f"`{missing[0]}` is not defined: run its cell first."), {}
-    functions = [namespace[f] for f in check.functions]
+    functions = stand_ins(check.driver, check.functions, namespace)
     answers: list[dict] = []
     for batch in check.batches(entry["cases"]):
         answers += [protocol.plain(protocol.run_case(check.driver, functions, case)) for case in batch]  # as sent
@@ -84,9 +85,16 @@ def run(entry: dict, record: dict, namespace: dict) -> tuple[checks.CheckResult,
     extra = {}
     if isinstance(check, checks.ConvergenceCheck):
         driver, names, cases = check.feedback_runs()
-        extra = {"runs": [check.keep(protocol.run_case(driver, [namespace.get(f) for f in names], c)) for c in cases],
+        extra = {"runs": [check.keep(protocol.run_case(driver, stand_ins(driver, names, namespace), c)) for c in cases],
                  "reference": entry["reference"]["feedback_runs"]}
     return result, extra
+
+
+def stand_ins(driver, names, namespace: dict) -> list:
+    """The student's functions as the grader calls them (``gradekit.channel.copying``): values copied across, and
+    back only what the contract lets a function update in place (the drivers' ``IN_PLACE``)."""
+    in_place = getattr(sys.modules[protocol.driver_function(driver).__module__], "IN_PLACE", {})
+    return [copying(namespace[f], in_place.get(f, ())) for f in names]
 
 
 def selected(record: dict, part: str | None) -> list[dict]:
