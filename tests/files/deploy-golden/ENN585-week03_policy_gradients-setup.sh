@@ -78,14 +78,14 @@ PYTHONPATH="$SOURCE" "$PY" -m autograder.setup_check
   ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
 "$ROOT/venv/bin/python" -c 'import torch; print("setup.sh: torch", torch.__version__)'
 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder.setup_check --import ipykernel \
-  --config "$SOURCE/course.toml" --assignment week03_policy_gradients
+  --config "$SOURCE/course.toml" --assignment "week03_policy_gradients"
 
 # The image must grade: the reference solution, graded as a submission at the isolation level found above (the same
 # probe run_autograder's grades make), gets full marks.
 check="$(mktemp -d)"
 cd "$SOURCE"
 OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --config "$SOURCE/course.toml" \
-  grade "$SOURCE/source/week03_policy_gradients/policy_gradients.ipynb" --assignment week03_policy_gradients --results "$check/results.json" --gradescope
+  grade "$SOURCE/source/week03_policy_gradients/policy_gradients.ipynb" --assignment "week03_policy_gradients" --results "$check/results.json" --gradescope
 "$ROOT/venv/bin/python" - "$check/results.json" <<'EOF'
 import json, sys
 results = json.load(open(sys.argv[1]))
