@@ -19,32 +19,7 @@ from pathlib import Path
 from gradekit.plots import base64_png
 
 from autograder import config
-from autograder.notebook import SubmissionError, notebooks_in
 from autograder.results import Results, write_atomic
-
-
-# ------------------------------------------------------------------------------------ a submission given as a folder
-def find_notebook(folder: Path, assignment) -> Path:
-    """The notebook to grade in a submitted folder (Gradescope's ``submission/``, a student's repository).
-
-    A notebook with the released name wins, so scratch notebooks next to it do no harm; a single notebook under
-    another name is graded too. Anything else is refused with a message the student can act on, never guessed."""
-    notebooks = notebooks_in(folder)
-    named = [p for p in notebooks if p.name == assignment.notebook]
-    if len(named) == 1:
-        return named[0]
-    if len(notebooks) == 1:
-        return notebooks[0]
-    if not notebooks:
-        raise SubmissionError(f"No notebook (.ipynb file) was submitted. Submit the released {assignment.notebook} "
-                              "with your answers.")
-    listed = ", ".join(str(p.relative_to(folder)) for p in named or notebooks)
-    if named:
-        raise SubmissionError(f"{len(named)} copies of {assignment.notebook} were submitted ({listed}), so the "
-                              "grader cannot tell which one to grade. Submit only one.")
-    raise SubmissionError(f"{len(notebooks)} notebooks were submitted ({listed}) and none is named "
-                          f"{assignment.notebook}, so the grader cannot tell which one to grade. Submit only your "
-                          f"{assignment.notebook}.")
 
 
 # ---------------------------------------------------------------------------------------------------- class report

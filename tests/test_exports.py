@@ -18,8 +18,8 @@ import yaml
 
 from autograder import config
 from autograder.__main__ import main
-from autograder.exports import find_notebook, github_workflow
-from autograder.notebook import SubmissionError
+from autograder.exports import github_workflow
+from autograder.notebook import SubmissionError, find_notebook
 from autograder.results import AUTOGRADER_ERROR, error_results, write_json
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
