@@ -14,6 +14,7 @@ import re
 import statistics
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 from gradekit.plots import base64_png
@@ -181,18 +182,19 @@ PLACEHOLDER = re.compile(r"@([A-Z][A-Z_]*)@")  # not string.Template's $NAME: sh
 UV_VERSION = "0.13.9"  # setup.sh's uv, pinned: the same standalone CPython patch release on every image build
 
 
-def render(name: str, values: dict[str, str], shell: bool = False) -> str:
+def render(name: str, values: dict[str, str], shell: Iterable[str] = ()) -> str:
     """The template ``templates/<name>`` with each ``@KEY@`` replaced by ``values[KEY]``, in one pass (a value is
     never read as a placeholder). Strict both ways: a placeholder without a value, or a value no placeholder uses,
-    is a ValueError, so a renamed placeholder cannot ship unfilled. A value is one line; in a ``shell`` script (where
-    values stand inside double quotes) it holds no character that bash reads there, nor a quote."""
+    is a ValueError, so a renamed placeholder cannot ship unfilled. A value is one line; one of the ``shell`` keys
+    (its placeholder stands in bash code, inside double quotes) holds no character that bash reads there, nor a
+    quote."""
     text = (TEMPLATES / name).read_text(encoding="utf-8")
     used = set(PLACEHOLDER.findall(text))
     if used != set(values):
         raise ValueError(f"templates/{name}: no value for {sorted(used - set(values))}, no placeholder for "
                          f"{sorted(set(values) - used)}")
-    unsafe = "\n" + ("\"'$`\\" if shell else "")
     for key, value in values.items():
+        unsafe = "\n\"'$`\\" if key in shell else "\n"
         if any(c in unsafe for c in value):
             raise ValueError(f"templates/{name}: the value of {key}, {value!r}, may not hold any of {unsafe!r}")
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
@@ -212,14 +214,14 @@ def setup_script(assignment) -> str:
     from autograder import pins
 
     minor = python_minor()
-    return render("setup.sh", {"PYTHON": minor, "PYTHON_TUPLE": minor.replace(".", ", "), "UV": UV_VERSION,
-                               "TORCH_INDEX": pins.TORCH_CPU_INDEX, "ASSIGNMENT": assignment.id,
-                               "NOTEBOOK": assignment.source.name}, shell=True)
+    values = {"PYTHON": minor, "PYTHON_TUPLE": minor.replace(".", ", "), "UV": UV_VERSION,
+              "TORCH_INDEX": pins.TORCH_CPU_INDEX, "ASSIGNMENT": assignment.id, "NOTEBOOK": assignment.source.name}
+    return render("setup.sh", values, shell=values)  # every value stands in bash code
 
 
 def run_autograder_script(assignment) -> str:
     """run_autograder for ``assignment``: Gradescope runs it for every submission."""
-    return render("run_autograder", {"ASSIGNMENT": assignment.id}, shell=True)
+    return render("run_autograder", {"ASSIGNMENT": assignment.id}, shell=("ASSIGNMENT",))
 
 
 def grader_requirements(assignment) -> str:
@@ -299,4 +301,5 @@ def github_workflow(course, assignment) -> str:
     timeout = round(assignment.limits.submission_seconds / 60) + 15  # the checks plus installing torch and friends
     return render("github-workflow.yml", {
         "ID": assignment.id, "COURSE": course.id, "TITLE": assignment.title, "TIMEOUT": str(timeout),
-        "NOTEBOOK": assignment.notebook, "PYTHON": python_minor(), "TORCH_INDEX": pins.TORCH_CPU_INDEX})
+        "NOTEBOOK": assignment.notebook, "PYTHON": python_minor(), "TORCH_INDEX": pins.TORCH_CPU_INDEX},
+        shell=("NOTEBOOK",))  # the public-checks step runs it in bash

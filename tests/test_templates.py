@@ -1,18 +1,25 @@
 """The deployment artefacts rendered from autograder/templates/ (Gradescope's setup.sh and run_autograder, the
-public-checks workflow) for every assignment of the course and of the fixture course: every placeholder filled, the
-scripts pass `bash -n` and shellcheck, the workflow is YAML with the expected job and steps; and render() is strict."""
+public-checks workflow) for every assignment of the course and a stand-in with awkward names: every placeholder
+filled, the scripts pass `bash -n` and shellcheck, the workflow is YAML with the expected job and steps; and render()
+is strict."""
 
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
 from autograder import config, exports
 
-COURSES = [config.DEFAULT_CONFIG, Path(__file__).parent / "fixture_course" / "course.toml"]
+# A course.toml table name may hold spaces (a quoted TOML key), a title quotes: the scripts quote the id and the
+# notebook's name, the workflow keeps the title in a comment. (Not the fixture course: loading it here would take the
+# package name that tests/test_layout.py's copy of it needs.)
+AWKWARD = SimpleNamespace(id="toy descent", title='Toy: one "descent" step', notebook="my toy.ipynb",
+                          source=Path("source/toy descent/my toy.ipynb"),
+                          limits=SimpleNamespace(submission_seconds=120.0))
 SCRIPTS = ("setup.sh", "run_autograder")
 SHELLCHECK = shutil.which("shellcheck")
 NO_SHELLCHECK = ("shellcheck is not installed (Debian/Ubuntu: apt-get install shellcheck; `make` as root and .ci/run "
@@ -22,14 +29,11 @@ NO_SHELLCHECK = ("shellcheck is not installed (Debian/Ubuntu: apt-get install sh
 @pytest.fixture(scope="module")
 def rendered() -> dict[tuple[str, str], tuple[object, object, dict[str, str]]]:
     """(course id, assignment id) -> (course, assignment, {template name: rendered text})."""
-    out = {}
-    for path in COURSES:
-        course = config.load(path)
-        for a in course.assignments.values():
-            out[course.id, a.id] = (course, a, {"setup.sh": exports.setup_script(a),
-                                                "run_autograder": exports.run_autograder_script(a),
-                                                "github-workflow.yml": exports.github_workflow(course, a)})
-    return out
+    course = config.load()
+    pairs = [(course, a) for a in course.assignments.values()] + [(SimpleNamespace(id="TOY 101"), AWKWARD)]
+    return {(c.id, a.id): (c, a, {"setup.sh": exports.setup_script(a),
+                                  "run_autograder": exports.run_autograder_script(a),
+                                  "github-workflow.yml": exports.github_workflow(c, a)}) for c, a in pairs}
 
 
 def test_every_template_is_rendered_with_every_placeholder_filled(rendered):
@@ -86,7 +90,7 @@ def test_the_workflow_is_yaml_with_the_expected_job_and_steps(rendered):
             "actions/checkout@v4", "actions/setup-python@v5", "Install the release's requirements", "Public checks",
             "Summary", "Upload the output and figures"]
         assert job["steps"][1]["with"]["python-version"] == exports.python_minor()
-        assert job["steps"][3]["run"] == f"python -m gradekit {a.notebook} 2>&1 | tee public-checks.txt"
+        assert job["steps"][3]["run"] == f'python -m gradekit "{a.notebook}" 2>&1 | tee public-checks.txt'
         assert job["steps"][5]["with"]["name"] == f"public-checks-{assignment_id}"
 
 
@@ -100,7 +104,7 @@ def test_render_fills_each_placeholder_once_and_refuses_what_does_not_fit(tmp_pa
         exports.render("t", {"A": "1", "B_C": "2", "D": "3"})
     for unsafe in ('x"y', "$(id)", "`id`", "a\\b", "it's"):
         with pytest.raises(ValueError, match="may not hold"):
-            exports.render("t", {"A": unsafe, "B_C": "2"}, shell=True)
-        assert unsafe in exports.render("t", {"A": unsafe, "B_C": "2"})  # fine in YAML (the workflow's title)
+            exports.render("t", {"A": unsafe, "B_C": "2"}, shell=("A",))
+        assert unsafe in exports.render("t", {"A": "1", "B_C": unsafe}, shell=("A",))  # B_C: no shell (a YAML title)
     with pytest.raises(ValueError, match="may not hold"):
         exports.render("t", {"A": "two\nlines", "B_C": "2"})
