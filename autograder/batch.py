@@ -42,7 +42,7 @@ from autograder.results import Results, write_atomic, write_json
 class Job:
     student: str
     folder: Path  # <submitted>/<student>/<assignment>/: what the worker grades, as `grade` grades a folder
-    notebook: Path | None  # the notebook in it that is graded (notebook.find_notebook), None if none can be
+    notebook: Path | None  # the one graded in it (notebook.find_notebook); None if there is none to grade
     results: Path
 
 
