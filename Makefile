@@ -10,11 +10,15 @@ demo: .venv/installed sandbox
 test: .venv/installed sandbox
 	$(PY) -m pytest
 
-# bubblewrap for the kernel's sandbox (installed when we may; the grader says which level it gets, and why)
+# bubblewrap for the kernel's sandbox (installed when we may; the grader says which level it gets, and why), and
+# shellcheck for the tests of Gradescope's scripts (tests/test_templates.py; skipped without it)
 sandbox: .venv/installed
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null 2>&1; } || \
 		echo "bubblewrap not installed: student code gets a lower isolation level (see README, Isolation)"
+	@command -v shellcheck >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null 2>&1; } || \
+		echo "shellcheck not installed: tests/test_templates.py skips its lint of setup.sh and run_autograder"
 	@$(PY) -m autograder.sandbox
 
 release: .venv/installed

@@ -87,17 +87,16 @@ def grade_not_started(args, assignment, exc: Exception) -> int:
 
 def grade_started(course, args, assignment, grader, kernel) -> int:
     """``grade`` once the kernel is starting: the submission graded in it (which stops it), the results written."""
-    from autograder.exports import find_notebook
     from autograder.gradebook import annotate
     from autograder.grade import not_graded
-    from autograder.notebook import SubmissionError, check_assignment
+    from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
     from autograder.results import gradescope, table, write_json, write_junit
     from autograder.worker import write_grade
 
     submission = Path(args.submission)
     try:  # the last line of defence: whatever fails from here on, the student gets a results.json and a page
         try:
-            notebook = find_notebook(submission, assignment) if submission.is_dir() else submission
+            notebook = submitted_notebook(submission, assignment)  # a folder's: the rule grade-all's workers use
             check_assignment(course, notebook, assignment)
             report = grader.grade(notebook, kernel, progress=sys.stderr.isatty())  # stops the kernel
         except SubmissionError as exc:  # a folder without exactly one notebook to grade, another assignment's

@@ -34,13 +34,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from autograder.exports import class_mean, read_rows, results_dir, write_report
+from autograder.notebook import SubmissionError, find_notebook
 from autograder.results import Results, write_atomic, write_json
 
 
 @dataclass(frozen=True)
 class Job:
     student: str
-    notebook: Path
+    folder: Path  # <submitted>/<student>/<assignment>/: what the worker grades, as `grade` grades a folder
+    notebook: Path | None  # the one graded in it (notebook.find_notebook); None if there is none to grade
     results: Path
 
 
@@ -50,15 +52,18 @@ def submitted_dir(path: Path) -> Path:
 
 
 def find_jobs(submitted: Path, assignment, out: Path) -> list[Job]:
+    """A job for every student with a folder for ``assignment``, whether or not a notebook can be graded in it (the
+    worker then writes the same verdict and message as ``grade`` on that folder)."""
     jobs = []
     for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()):
         folder = student_dir / assignment.id
         if not folder.is_dir():
             continue
-        expected = folder / assignment.notebook
-        notebooks = sorted(folder.glob("*.ipynb"))
-        notebook = notebooks[0] if not expected.exists() and len(notebooks) == 1 else expected
-        jobs.append(Job(student_dir.name, notebook, out / student_dir.name / assignment.id / "results.json"))
+        try:
+            notebook = find_notebook(folder, assignment)
+        except SubmissionError:
+            notebook = None
+        jobs.append(Job(student_dir.name, folder, notebook, out / student_dir.name / assignment.id / "results.json"))
     return jobs
 
 
@@ -99,7 +104,7 @@ class Worker:
         self.buffer = b""
 
     def send(self, job: Job) -> None:
-        line = json.dumps({"student": job.student, "notebook": str(job.notebook), "results": str(job.results)})
+        line = json.dumps({"student": job.student, "submission": str(job.folder), "results": str(job.results)})
         try:
             self.proc.stdin.write(line.encode() + b"\n")
             self.proc.stdin.flush()
@@ -229,8 +234,7 @@ def is_outdated(job: Job) -> bool:
         graded = job.results.stat().st_mtime_ns
     except OSError:
         return True
-    folder = job.notebook.parent
-    return any(p.stat().st_mtime_ns > graded for p in folder.rglob("*") if p.is_file())
+    return any(p.stat().st_mtime_ns > graded for p in job.folder.rglob("*") if p.is_file())
 
 
 def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None = None, jobs: int | None = None,
@@ -283,10 +287,10 @@ def annotate(jobs: list[Job], assignment, nbgrader=None) -> list[str]:
         for job in jobs:
             try:
                 results = Results.read(job.results, assignment).data
-                timestamp = gradebook.read_timestamp(job.notebook.parent)
+                timestamp = gradebook.read_timestamp(job.folder)
                 late = gradebook.sync_student(book, assignment, job.student, results, timestamp,
-                                              job.notebook if job.notebook.exists() else None)
-                updated = gradebook.annotate(results, job.notebook, assignment,
+                                              job.notebook if job.notebook and job.notebook.exists() else None)
+                updated = gradebook.annotate(results, job.notebook or job.folder, assignment,
                                              late["seconds_late"] if late and timestamp else None)
                 if updated != results:
                     write_json(job.results, updated)

@@ -3,7 +3,8 @@
 Each is made from what the grader already writes (results.json files) or already needs (course.toml, this package,
 the pinned lock, the assignment's notebooks). The zip runs the same ``python -m autograder grade`` that ``grade-all``
 runs, so a grade made on Gradescope is the grade the course would make itself. The workflow grades nothing: it runs
-the release's public checks in the student's repository, which must hold no grader and no secret.
+the release's public checks in the student's repository, which must hold no grader and no secret. The zip's setup.sh
+and run_autograder and the workflow are files in ``templates/``, filled in by ``render``.
 """
 
 from __future__ import annotations
@@ -13,37 +14,13 @@ import re
 import statistics
 import zipfile
 from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 
 from gradekit.plots import base64_png
 
 from autograder import config
-from autograder.notebook import SubmissionError, notebooks_in
 from autograder.results import Results, write_atomic
-
-
-# ------------------------------------------------------------------------------------ a submission given as a folder
-def find_notebook(folder: Path, assignment) -> Path:
-    """The notebook to grade in a submitted folder (Gradescope's ``submission/``, a student's repository).
-
-    A notebook with the released name wins, so scratch notebooks next to it do no harm; a single notebook under
-    another name is graded too. Anything else is refused with a message the student can act on, never guessed."""
-    notebooks = notebooks_in(folder)
-    named = [p for p in notebooks if p.name == assignment.notebook]
-    if len(named) == 1:
-        return named[0]
-    if len(notebooks) == 1:
-        return notebooks[0]
-    if not notebooks:
-        raise SubmissionError(f"No notebook (.ipynb file) was submitted. Submit the released {assignment.notebook} "
-                              "with your answers.")
-    listed = ", ".join(str(p.relative_to(folder)) for p in named or notebooks)
-    if named:
-        raise SubmissionError(f"{len(named)} copies of {assignment.notebook} were submitted ({listed}), so the "
-                              "grader cannot tell which one to grade. Submit only one.")
-    raise SubmissionError(f"{len(notebooks)} notebooks were submitted ({listed}) and none is named "
-                          f"{assignment.notebook}, so the grader cannot tell which one to grade. Submit only your "
-                          f"{assignment.notebook}.")
 
 
 # ---------------------------------------------------------------------------------------------------- class report
@@ -199,149 +176,52 @@ def write_report(out: Path, assignment, rows: list[tuple[str, dict]], roster: li
     return path
 
 
-# ------------------------------------------------------------------------------------------------ Gradescope zip
-SETUP_SH = r"""#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder's image (Ubuntu; the zip is in /autograder/source).
-# It installs what grading this assignment needs (requirements.txt: the grader's packages and the assignment's, with
-# what they need, at the exact versions of the course's requirements.lock; torch 2.13.0 as its CPU build
-# torch==2.13.0+cpu, which only PyTorch's CPU index serves; no nbgrader, JupyterLab or pytest), on the Python that
-# pyproject promises and tests/test_pins.py checks every pin against: CPython @PYTHON@, a final release.
-#
-# Python does not come from the image's apt: Ubuntu 22.04 ships 3.10 (its python3.11 is a 3.11.0 release
-# candidate) and 24.04 ships 3.12. In order:
-#   1. uv @UV@ (Astral's static binary; its version pinned here, so the same CPython @PYTHON@.x patch release each
-#      build) installs a standalone CPython build (python-build-standalone), whatever the Ubuntu release;
-#   2. else the deadsnakes PPA (Ubuntu's usual source of other Python versions), through apt;
-#   3. else a final python@PYTHON@ already on the image.
-# Each is checked: a final CPython @PYTHON@ with venv and ensurepip. Then a venv in $ROOT/venv gets requirements.txt,
-# and the reference solution is graded once: the build fails unless it gets full marks, and the reference's learning
-# curves for the feedback figures are cached in the image.
-# AUTOGRADER_ROOT, AUTOGRADER_SETUP_PYTHON (skip getting Python: use this interpreter), AUTOGRADER_TORCH_INDEX
-# (another index for torch's CPU build; empty: pip's own configuration) and AUTOGRADER_SETUP_ONLY_PYTHON (stop once
-# Python is found) let tests run it away from Gradescope.
-set -euo pipefail
-ROOT="${AUTOGRADER_ROOT:-/autograder}"
-SOURCE="$ROOT/source"
-TORCH_INDEX="${AUTOGRADER_TORCH_INDEX-@TORCH_INDEX@}"
-export DEBIAN_FRONTEND=noninteractive
-
-python_ok() {
-  "$1" -c 'import sys, venv, ensurepip
-sys.exit(not (sys.version_info[:2] == (@PYTHON_TUPLE@) and sys.version_info.releaselevel == "final"))' 2>/dev/null
-}
-
-# Each way prints the interpreter's path as its last line, everything else to stderr (the build log); it stops at
-# its first failing step (set -e does not apply inside `if`).
-get_python_uv() {
-  if ! command -v curl >/dev/null 2>&1; then
-    { apt-get update && apt-get install -y --no-install-recommends ca-certificates curl; } >&2 || return 1
-  fi
-  curl -LsSf "https://astral.sh/uv/@UV@/install.sh" | env UV_UNMANAGED_INSTALL="$ROOT/uv" sh >&2 || return 1
-  export UV_PYTHON_INSTALL_DIR="$ROOT/python"
-  "$ROOT/uv/uv" python install "@PYTHON@" >&2 || return 1
-  "$ROOT/uv/uv" python find --python-preference only-managed "@PYTHON@"
-}
-
-get_python_deadsnakes() {
-  {
-    apt-get update &&
-      apt-get install -y --no-install-recommends software-properties-common gpg-agent &&
-      add-apt-repository -y ppa:deadsnakes/ppa &&
-      apt-get update &&
-      apt-get install -y --no-install-recommends "python@PYTHON@" "python@PYTHON@-venv"
-  } >&2 || return 1
-  command -v "python@PYTHON@"
-}
-
-PY="${AUTOGRADER_SETUP_PYTHON:-}"
-if [ -z "$PY" ]; then
-  for way in get_python_uv get_python_deadsnakes; do
-    if found="$($way | tail -n 1)" && [ -n "$found" ] && python_ok "$found"; then PY="$found"; break; fi
-    echo "setup.sh: $way did not give a final CPython @PYTHON@; trying the next way" >&2
-  done
-fi
-if [ -z "$PY" ] && command -v "python@PYTHON@" >/dev/null 2>&1 && python_ok "$(command -v "python@PYTHON@")"; then
-  PY="$(command -v "python@PYTHON@")"
-fi
-if [ -z "$PY" ] || ! python_ok "$PY"; then
-  echo "setup.sh: no final CPython @PYTHON@ with venv could be installed (got: ${PY:-none})" >&2
-  exit 1
-fi
-"$PY" -c 'import sys; print("setup.sh: Python", sys.version.split()[0], sys.executable)'
-if [ -n "${AUTOGRADER_SETUP_ONLY_PYTHON:-}" ]; then exit 0; fi  # a test of the steps above
-
-# The student's kernel must be able to run this Python at the level it will get: without user namespaces (Gradescope)
-# it runs as an unprivileged uid of its own, which cannot run an interpreter under a 0700 home (/root/.pyenv). Checked
-# before anything is installed, then on the venv with what the kernel imports, with the level course.toml requires;
-# each stops the build with a message that names the fix (autograder/setup_check.py).
-PYTHONPATH="$SOURCE" "$PY" -m autograder.setup_check
-"$PY" -m venv "$ROOT/venv"
-"$ROOT/venv/bin/python" -m pip install --no-cache-dir -r "$SOURCE/requirements.txt" \
-  ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"}
-"$ROOT/venv/bin/python" -c 'import torch; print("setup.sh: torch", torch.__version__)'
-PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder.setup_check --import ipykernel \
-  --config "$SOURCE/course.toml" --assignment @ASSIGNMENT@
-
-# The image must grade: the reference solution, graded as a submission at the isolation level found above (the same
-# probe run_autograder's grades make), gets full marks.
-check="$(mktemp -d)"
-cd "$SOURCE"
-OMP_NUM_THREADS=1 PYTHONPATH="$SOURCE" "$ROOT/venv/bin/python" -m autograder --config "$SOURCE/course.toml" \
-  grade "$SOURCE/source/@ASSIGNMENT@/@NOTEBOOK@" --assignment @ASSIGNMENT@ --results "$check/results.json" --gradescope
-"$ROOT/venv/bin/python" - "$check/results.json" <<'EOF'
-import json, sys
-results = json.load(open(sys.argv[1]))
-full = sum(t["max_score"] for t in results["tests"])
-level = results.get("extra_data", {}).get("isolation", {}).get("level")
-print(f"setup.sh: the reference solution got {results['score']:g} / {full:g} at isolation level {level!r}")
-sys.exit(results["score"] < full or full == 0)
-EOF
-rm -rf "$check"
-"""
-
-RUN_AUTOGRADER = r"""#!/usr/bin/env bash
-# Gradescope runs this for every submission: grade the notebook in submission/ into results/results.json, with the
-# feedback page in it (--gradescope: Gradescope's html output; each check's verdict and hint visible, the inputs and
-# values of wrong cases after the due date). No notebook, several, or another assignment's: grade still writes
-# results.json (score 0, a message saying what to submit).
-# AUTOGRADER_ROOT (default /autograder) and AUTOGRADER_PYTHON (default the venv setup.sh made) let a test run it
-# in a folder laid out like Gradescope's; AUTOGRADER_CHECKS (check names, space-separated) grades only those.
-set -uo pipefail
-ROOT="${AUTOGRADER_ROOT:-/autograder}"
-SOURCE="$ROOT/source"
-PYTHON="${AUTOGRADER_PYTHON:-$ROOT/venv/bin/python}"
-RESULTS="$ROOT/results/results.json"
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
-export PYTHONPATH="$SOURCE${PYTHONPATH:+:$PYTHONPATH}"
-checks=()
-for name in ${AUTOGRADER_CHECKS:-}; do checks+=(--check "$name"); done
-mkdir -p "$ROOT/results"
-# Without namespaces (Gradescope's container) the kernel runs as a uid of its own: grader-only files owner-only.
-chmod -R go-rwx "$SOURCE/source" "$SOURCE/course.toml" 2>/dev/null || true
-cd "$SOURCE"
-"$PYTHON" -m autograder --config "$SOURCE/course.toml" grade "$ROOT/submission" --assignment @ASSIGNMENT@ \
-  --results "$RESULTS" --gradescope ${checks[@]+"${checks[@]}"}
-status=$?
-if [ ! -s "$RESULTS" ]; then  # the grader could not even start: still tell the student, and staff via stdout
-  message="The autograder could not run on this submission. This is not your fault; staff have been told and will"
-  printf '{"score": 0, "output": "%s regrade it.", "tests": []}\n' "$message" > "$RESULTS"
-fi
-exit $status
-"""
-
+# ----------------------------------------------------------------- the templates: Gradescope's scripts, the workflow
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # setup.sh, run_autograder, github-workflow.yml
+PLACEHOLDER = re.compile(r"@([A-Z][A-Z_]*)@")  # not string.Template's $NAME: shell and YAML use $ themselves
 UV_VERSION = "0.13.9"  # setup.sh's uv, pinned: the same standalone CPython patch release on every image build
 
 
-def setup_script(assignment) -> str:
-    """setup.sh for ``assignment``, on the Python version pyproject promises (``pins.promised_versions``)."""
+def render(name: str, values: dict[str, str], shell: Iterable[str] = ()) -> str:
+    """The template ``templates/<name>`` with each ``@KEY@`` replaced by ``values[KEY]``, in one pass (a value is
+    never read as a placeholder). Strict both ways: a placeholder without a value, or a value no placeholder uses,
+    is a ValueError, so a renamed placeholder cannot ship unfilled. A value is one line; one of the ``shell`` keys
+    (its placeholder stands in bash code, inside double quotes) holds no character that bash reads there, nor a
+    quote."""
+    text = (TEMPLATES / name).read_text(encoding="utf-8")
+    used = set(PLACEHOLDER.findall(text))
+    if used != set(values):
+        raise ValueError(f"templates/{name}: no value for {sorted(used - set(values))}, no placeholder for "
+                         f"{sorted(set(values) - used)}")
+    for key, value in values.items():
+        unsafe = "\n\"'$`\\" if key in shell else "\n"
+        if any(c in unsafe for c in value):
+            raise ValueError(f"templates/{name}: the value of {key}, {value!r}, may not hold any of {unsafe!r}")
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def python_minor() -> str:
+    """The one minor Python version pyproject promises (``pins.promised_versions``), e.g. ``3.11``."""
     from autograder import pins
 
     (version,) = pins.promised_versions()  # one minor version: setup.sh installs exactly that one
-    minor = ".".join(version.split(".")[:2])
-    values = {"@PYTHON@": minor, "@PYTHON_TUPLE@": minor.replace(".", ", "), "@UV@": UV_VERSION,
-              "@TORCH_INDEX@": pins.TORCH_CPU_INDEX, "@ASSIGNMENT@": assignment.id,
-              "@NOTEBOOK@": assignment.source.name}
-    return re.sub("|".join(values), lambda m: values[m.group(0)], SETUP_SH)
+    return ".".join(version.split(".")[:2])
+
+
+# ------------------------------------------------------------------------------------------------ Gradescope zip
+def setup_script(assignment) -> str:
+    """setup.sh for ``assignment``, on the Python version pyproject promises."""
+    from autograder import pins
+
+    minor = python_minor()
+    values = {"PYTHON": minor, "PYTHON_TUPLE": minor.replace(".", ", "), "UV": UV_VERSION,
+              "TORCH_INDEX": pins.TORCH_CPU_INDEX, "ASSIGNMENT": assignment.id, "NOTEBOOK": assignment.source.name}
+    return render("setup.sh", values, shell=values)  # every value stands in bash code
+
+
+def run_autograder_script(assignment) -> str:
+    """run_autograder for ``assignment``: Gradescope runs it for every submission."""
+    return render("run_autograder", {"ASSIGNMENT": assignment.id}, shell=("ASSIGNMENT",))
 
 
 def grader_requirements(assignment) -> str:
@@ -374,7 +254,7 @@ def _zip_entries(config_path: Path, course, assignment) -> dict[str, bytes | Pat
     package = Path(__file__).resolve().parent
     entries: dict[str, bytes | Path] = {
         "setup.sh": setup_script(assignment).encode(),
-        "run_autograder": RUN_AUTOGRADER.replace("@ASSIGNMENT@", assignment.id).encode(),
+        "run_autograder": run_autograder_script(assignment).encode(),
         "course.toml": only_assignment(Path(config_path).read_text(), assignment.id).encode(),
         "requirements.txt": grader_requirements(assignment).encode(),
         "pyproject.toml": config.ROOT / "pyproject.toml",
@@ -414,75 +294,12 @@ def gradescope_zip(config_path: Path, course, assignment, out: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ GitHub Actions workflow
-WORKFLOW = """\
-# Public checks of @TITLE@ on every push: the checks you run yourself with
-# `python -m gradekit @NOTEBOOK@` in the release folder, on GitHub's machines.
-# Made by `python -m autograder github-workflow --assignment @ID@` (@COURSE@); commit it as
-# .github/workflows/public-checks.yml in a repository whose root is the release folder: @NOTEBOOK@, gradekit/,
-# the assignment's package, public_checks.json and requirements.txt.
-#
-# No secret and no other repository: it checks out only this repository and installs only requirements.txt (pinned;
-# torch as its CPU build, from PyTorch's CPU index). It gives feedback, not marks: the hidden checks run only when
-# your submission is graded. The run fails when a public check fails; its output and figures are uploaded as the
-# artifact "public-checks-@ID@" either way.
-name: Public checks @ID@
-on:
-  push:
-  workflow_dispatch:
-permissions:
-  contents: read
-concurrency:
-  group: public-checks-${{ github.ref }}
-  cancel-in-progress: true
-jobs:
-  public-checks:
-    runs-on: ubuntu-latest
-    timeout-minutes: @TIMEOUT@
-    env:
-      OMP_NUM_THREADS: "1"
-      OPENBLAS_NUM_THREADS: "1"
-      MKL_NUM_THREADS: "1"
-      PIP_EXTRA_INDEX_URL: @TORCH_INDEX@
-    steps:
-      - uses: actions/checkout@v4
-        with:
-          persist-credentials: false
-      - uses: actions/setup-python@v5
-        with:
-          python-version: "@PYTHON@"
-          cache: pip
-          cache-dependency-path: requirements.txt
-      - name: Install the release's requirements
-        run: python -m pip install -r requirements.txt
-      - name: Public checks
-        shell: bash
-        run: python -m gradekit @NOTEBOOK@ 2>&1 | tee public-checks.txt
-      - name: Summary
-        if: always()
-        shell: bash
-        run: |
-          if [ -f public-checks.txt ]; then
-            { echo '```'; cat public-checks.txt; echo '```'; } >> "$GITHUB_STEP_SUMMARY"
-          fi
-      - name: Upload the output and figures
-        if: always()
-        uses: actions/upload-artifact@v4
-        with:
-          name: public-checks-@ID@
-          path: |
-            public-checks.txt
-            public-check-plots/
-          if-no-files-found: warn
-"""
-
-
 def github_workflow(course, assignment) -> str:
     """``.github/workflows/public-checks.yml`` for a student's repository holding the release folder."""
     from autograder import pins
 
-    (version,) = pins.promised_versions()
     timeout = round(assignment.limits.submission_seconds / 60) + 15  # the checks plus installing torch and friends
-    values = {"@ID@": assignment.id, "@COURSE@": course.id, "@TITLE@": assignment.title, "@TIMEOUT@": str(timeout),
-              "@NOTEBOOK@": assignment.notebook, "@PYTHON@": ".".join(version.split(".")[:2]),
-              "@TORCH_INDEX@": pins.TORCH_CPU_INDEX}
-    return re.sub("|".join(values), lambda m: values[m.group(0)], WORKFLOW)
+    return render("github-workflow.yml", {
+        "ID": assignment.id, "COURSE": course.id, "TITLE": assignment.title, "TIMEOUT": str(timeout),
+        "NOTEBOOK": assignment.notebook, "PYTHON": python_minor(), "TORCH_INDEX": pins.TORCH_CPU_INDEX},
+        shell=("NOTEBOOK",))  # the public-checks step runs it in bash

@@ -195,6 +195,37 @@ def notebooks_in(folder: Path) -> list[Path]:
         part in IGNORED_PARTS or part.startswith(".") for part in p.relative_to(folder).parts))
 
 
+# ---------------------------------------------------------------------------- which notebook of a submitted folder?
+def find_notebook(folder: Path, assignment) -> Path:
+    """The notebook to grade in a submitted folder (Gradescope's ``submission/``, a student's folder in ``grade-all``,
+    a student's repository): the one rule for every way in, so ``grade`` and ``grade-all`` tell a student the same.
+
+    A notebook with the released name wins, so scratch notebooks next to it do no harm; a single notebook under
+    another name is graded too. Anything else is refused with a message the student can act on, never guessed."""
+    notebooks = notebooks_in(folder)
+    named = [p for p in notebooks if p.name == assignment.notebook]
+    if len(named) == 1:
+        return named[0]
+    if len(notebooks) == 1:
+        return notebooks[0]
+    if not notebooks:
+        raise SubmissionError(f"No notebook (.ipynb file) was submitted. Submit the released {assignment.notebook} "
+                              "with your answers.")
+    listed = ", ".join(str(p.relative_to(folder)) for p in named or notebooks)
+    if named:
+        raise SubmissionError(f"{len(named)} copies of {assignment.notebook} were submitted ({listed}), so the "
+                              "grader cannot tell which one to grade. Submit only one.")
+    raise SubmissionError(f"{len(notebooks)} notebooks were submitted ({listed}) and none is named "
+                          f"{assignment.notebook}, so the grader cannot tell which one to grade. Submit only your "
+                          f"{assignment.notebook}.")
+
+
+def submitted_notebook(submission: Path, assignment) -> Path:
+    """The notebook to grade of a submission given as a notebook (itself) or as a folder (``find_notebook``)."""
+    submission = Path(submission)
+    return find_notebook(submission, assignment) if submission.is_dir() else submission
+
+
 def check_assignment(course, notebook: Path, assignment) -> None:
     """Refuse (SubmissionError) a notebook that is plainly another assignment's: its cells say so, whatever its name."""
     if not grade_ids(notebook):

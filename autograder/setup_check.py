@@ -1,5 +1,5 @@
-"""What Gradescope's setup.sh (``exports.SETUP_SH``) checks before it installs and before it grades: that the student's
-kernel can run this Python at the isolation level it will get there, else a message that names the fix.
+"""What Gradescope's setup.sh (``templates/setup.sh``) checks before it installs and before it grades: that the
+student's kernel can run this Python at the isolation level it will get there, else a message that names the fix.
 
     PYTHONPATH=SOURCE PYTHON -m autograder.setup_check [--import MODULE]... [--config course.toml]
 

@@ -1,12 +1,12 @@
 """Grading into files: one submission (``grade``), or a queue of them in a long-lived worker (``grade-all``).
 
 ``batch.py`` starts one worker per job slot (``python -m autograder worker``) and sends it jobs, one JSON line each
-(``{"student", "notebook", "results"}``) on stdin. The worker says ``{"ready": true}`` on stdout once its imports are
-done, ``{"start": student}`` when it begins a job and ``{"done": student}`` once that job's results.json and
-feedback.html are written. Imports, the reference, every check's cases and expected answers are paid once per worker
-(``grade.Grader``). While one student is graded, the kernel for the next job already received starts in a thread
-(setup cell included), so the kernel's start is off the critical path. A kernel is never reused: each student gets a
-fresh sandbox. The worker never runs student code itself.
+(``{"student", "submission", "results"}``; the submission is a student's folder, graded as ``grade`` grades one) on
+stdin. The worker says ``{"ready": true}`` on stdout once its imports are done, ``{"start": student}`` when it begins a
+job and ``{"done": student}`` once that job's results.json and feedback.html are written. Imports, the reference, every
+check's cases and expected answers are paid once per worker (``grade.Grader``). While one student is graded, the kernel
+for the next job already received starts in a thread (setup cell included), so the kernel's start is off the critical
+path. A kernel is never reused: each student gets a fresh sandbox. The worker never runs student code itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from autograder.grade import Grader, Report, not_graded
-from autograder.notebook import SubmissionError, check_assignment
+from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
 from autograder.results import gradescope, write_atomic, write_json
 
 
@@ -45,14 +45,15 @@ def grade_job(course, grader: Grader, job: dict, kernel) -> None:
     """Grade one job into its files, in ``kernel`` (a started KernelThread, or the exception that refused to make
     one). Whatever happens, a complete results.json is left: the grade, or an error entry for staff."""
     assignment, results = grader.assignment, Path(job["results"])
-    notebook = Path(job["notebook"])
+    submission = Path(job["submission"])
     try:
         if isinstance(kernel, BaseException):
             raise kernel
-        try:
+        try:  # as `grade` does: a folder's notebook by the one rule, refused if plainly another assignment's
+            notebook = submitted_notebook(submission, assignment)
             check_assignment(course, notebook, assignment)
         except SubmissionError as exc:
-            report = not_graded(notebook, assignment, str(exc), grader.only)
+            report = not_graded(submission, assignment, str(exc), grader.only)
         else:
             report = grader.grade(notebook, kernel)
         write_grade(report, assignment, results)

@@ -91,7 +91,7 @@ def test_killed_batch_resumes_with_identical_grades(assignment, tmp_path):
     for student, mtime in done_before.items():
         assert results(student).stat().st_mtime_ns == mtime, f"{student} was graded again"
     assert "students: 5, graded: 5, autograder errors: 0" in out
-    assert "No file policy_gradients.ipynb was submitted" in results("eve").read_text()
+    assert "No notebook (.ipynb file) was submitted" in results("eve").read_text()
     assert "not a Jupyter notebook" in results("dee").read_text()
     assert not list((tmp_path / "results").rglob("*.tmp"))
 
@@ -113,6 +113,49 @@ def test_course_dir_or_submitted_dir(assignment, tmp_path, student_dir):
     make_class(assignment, tmp_path)
     jobs = find_jobs(submitted_dir(tmp_path / student_dir), assignment, tmp_path / "out")
     assert [j.student for j in jobs] == ["ada", "bob", "cy", "dee", "eve"]
+
+
+FOLDERS = {  # student: (files of their folder, graded (the reference's answers: full marks), what they are told)
+    "two": (["one.ipynb", "two.ipynb"], False,
+            "2 notebooks were submitted (one.ipynb, two.ipynb) and none is named policy_gradients.ipynb, so the grader "
+            "cannot tell which one to grade. Submit only your policy_gradients.ipynb."),
+    "renamed": (["my answers.ipynb", "notes.txt"], True, None),
+    "nested": (["week3/policy_gradients.ipynb", ".ipynb_checkpoints/policy_gradients-checkpoint.ipynb"], True, None),
+    "copies": (["a/policy_gradients.ipynb", "b/policy_gradients.ipynb"], False,
+               "2 copies of policy_gradients.ipynb were submitted (a/policy_gradients.ipynb, "
+               "b/policy_gradients.ipynb), so the grader cannot tell which one to grade. Submit only one."),
+    "none": (["notes.txt"], False,
+             "No notebook (.ipynb file) was submitted. Submit the released policy_gradients.ipynb with your answers."),
+}
+
+
+def test_grade_and_grade_all_pick_a_folders_notebook_by_one_rule(assignment, tmp_path):
+    """A student's folder with two notebooks, a renamed one, one in a subfolder, two copies, or none: `grade` on the
+    folder and `grade-all` on the class write the same results.json, with the same message (notebook.find_notebook).
+    (Before: grade-all read only the folder's top level and, without a notebook of the released name, said "No file
+    policy_gradients.ipynb was submitted" to a student whose `grade` said there were two notebooks.)"""
+    from autograder.__main__ import main
+    from autograder.batch import grade_all
+
+    check = "discounted_returns_exact"
+    for student, (files, _, _) in FOLDERS.items():
+        for name in files:
+            path = tmp_path / "submitted" / student / assignment.id / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith(".ipynb"):
+                fill_release(assignment, path)
+            else:
+                path.write_text("not a notebook")
+    grade_all(tmp_path, assignment, Path(assignment.root / "course.toml"), jobs=1, only=[check], progress=False)
+    for student, (_, graded, message) in FOLDERS.items():
+        alone = tmp_path / "alone" / student / "results.json"
+        assert main(["grade", str(tmp_path / "submitted" / student / assignment.id), "--assignment", assignment.id,
+                     "--check", check, "--no-html", "--results", str(alone)]) == 0
+        batch = json.loads((tmp_path / "results" / student / assignment.id / "results.json").read_text())
+        assert untimed(batch) == untimed(json.loads(alone.read_text())), student
+        assert batch["score"] == (assignment.check(check).points if graded else 0), student
+        if message:
+            assert message in batch["tests"][0]["output"], student
 
 
 def test_warm_workers_grade_as_one_at_a_time(assignment, tmp_path):

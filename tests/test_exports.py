@@ -18,8 +18,8 @@ import yaml
 
 from autograder import config
 from autograder.__main__ import main
-from autograder.exports import find_notebook, github_workflow
-from autograder.notebook import SubmissionError
+from autograder.exports import github_workflow
+from autograder.notebook import SubmissionError, find_notebook
 from autograder.results import AUTOGRADER_ERROR, error_results, write_json
 from tests.conftest import CATALOGUE, fill_release, load_variant
 
@@ -347,7 +347,7 @@ def test_workflow_runs_the_public_checks_with_no_secret(course, assignment, tmp_
     assert [s["run"] for s in steps if "pip" in s.get("run", "")] == ["python -m pip install -r requirements.txt"]
     assert job["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"  # torch's CPU build
     (checks,) = [s for s in steps if "gradekit" in s.get("run", "")]
-    assert checks["run"] == f"python -m gradekit {assignment.notebook} 2>&1 | tee public-checks.txt"
+    assert checks["run"] == f'python -m gradekit "{assignment.notebook}" 2>&1 | tee public-checks.txt'
     assert checks["shell"] == "bash" and "if" not in checks  # bash -eo pipefail: a failed check fails the run
     upload = uses["actions/upload-artifact"]
     assert upload["if"] == "always()" and upload["with"]["path"].split() == ["public-checks.txt", "public-check-plots/"]

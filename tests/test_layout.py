@@ -20,11 +20,28 @@ LECTURE_WORDS = re.compile(r"bandit|chain|cartpole|pendulum|fetch|week ?0?3|lect
 
 
 def test_engine_names_no_course_content():
-    """No module of the engine or of the kit names an assignment or its content: a new week touches none of them."""
-    named = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for package in ("autograder", "gradekit")
-             for path in sorted((ROOT / package).rglob("*.py"))
+    """No module of the engine or of the kit, nor a template of the engine (Gradescope's scripts, the workflow), names
+    an assignment or its content: a new week touches none of them."""
+    files = [p for package in ("autograder", "gradekit") for p in sorted((ROOT / package).rglob("*.py"))]
+    files += sorted((ROOT / "autograder" / "templates").iterdir())
+    named = [f"{path.relative_to(ROOT)}:{i}: {line.strip()}" for path in files
              for i, line in enumerate(path.read_text().splitlines(), 1) if LECTURE_WORDS.search(line)]
     assert named == []
+
+
+def test_the_templates_ship_with_the_package():
+    """Every file exports.py renders is package data in pyproject.toml (an installed grader can make the zip and the
+    workflow), and the folder holds nothing else."""
+    import fnmatch
+    import tomllib
+
+    from autograder import exports
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["autograder"]
+    shipped = sorted(p.name for p in exports.TEMPLATES.iterdir()
+                     if any(fnmatch.fnmatch(f"templates/{p.name}", pattern) for pattern in data))
+    assert shipped == sorted(p.name for p in exports.TEMPLATES.iterdir()) == [
+        "github-workflow.yml", "run_autograder", "setup.sh"]
 
 
 def test_every_lookup_goes_through_the_registry(course):
