@@ -29,6 +29,19 @@ def test_engine_names_no_course_content():
     assert named == []
 
 
+def test_every_package_of_the_engine_and_the_kit_ships():
+    """pyproject.toml's package list takes in every package of the engine and the kit, subpackages included (a list
+    of the two top-level names would leave ``autograder.sandbox`` out of an installed grader)."""
+    import fnmatch
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    on_disk = {".".join(init.parent.relative_to(ROOT).parts) for package in ("autograder", "gradekit")
+               for init in (ROOT / package).rglob("__init__.py")}
+    assert "autograder.sandbox.levels" in on_disk
+    assert {p for p in on_disk if not any(fnmatch.fnmatchcase(p, pattern) for pattern in include)} == set()
+
+
 def test_the_templates_ship_with_the_package():
     """Every file exports.py renders is package data in pyproject.toml (an installed grader can make the zip and the
     workflow), and the folder holds nothing else."""
