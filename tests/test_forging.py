@@ -147,3 +147,24 @@ def test_answers_that_cannot_be_read_fail_their_check_only(quick, tmp_path, code
     assert results["chain_reinforce_learns"].score == 0
     assert message in results["chain_reinforce_learns"].output, results["chain_reinforce_learns"].output
     assert all(results[name].passed for name in UNTOUCHED), {name: results[name].output for name in UNTOUCHED}
+
+
+NUMPY_FORGING = '''
+import numpy as _np
+_np.random.rand = lambda *shape: _np.array([[100.0], [0.0], [0.0]])  # the bandit's first logits: P(L) = 1 already
+
+
+def policy_gradient_update(logits, action, reward, lr):
+    return logits
+'''
+
+
+def test_patching_numpy_in_the_kernel_does_not_reach_the_loop(quick, tmp_path):
+    """An update that implements nothing, and numpy's ``random.rand`` patched so that the bandit's loop would draw
+    first logits that already prefer the best arm: before, ``bandit_table_learns`` passed (its loop drew them in the
+    kernel); now the loop's numpy is the grader's. The checks that do not use the update keep their points."""
+    path = fill_release(quick, tmp_path / "numpy.ipynb", {"policy_gradient_update": NUMPY_FORGING})
+    results = results_by_name(grade(path, quick, only={"bandit_table_learns", "reinforce_loss_exact",
+                                                       "chain_reinforce_learns"}, workers=2, figures=False))
+    assert results["bandit_table_learns"].score == 0, results["bandit_table_learns"].output
+    assert results["reinforce_loss_exact"].passed and results["chain_reinforce_learns"].passed
