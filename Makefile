@@ -30,7 +30,8 @@ release: .venv/installed
 # index where it can be reached, and pip's choice among indexes. Bytecode is compiled, as pip does: the sandboxed
 # kernel cannot write the venv's __pycache__.
 INSTALLER ?= uv
-UV_VERSION := 0.13.8
+# the same uv as setup.sh's (autograder/exports.py UV_VERSION; tests/test_pins.py checks it)
+UV_VERSION := 0.13.9
 
 .venv/installed: pyproject.toml requirements.lock
 	$(BASE_PYTHON) -m venv .venv

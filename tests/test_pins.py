@@ -229,3 +229,14 @@ def test_uv_resolves_the_lock_from_where_pip_looks(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     would = dict(re.findall(r"^ \+ (\S+)==(\S+)$", proc.stderr, re.M))
     assert {pins.normalise(name): version for name, version in would.items()} == pins.read_pins(pins.LOCK)
+
+
+def test_make_and_setup_sh_pin_the_same_uv():
+    """One uv for the developer's `make` and Gradescope's setup.sh (they install the same lock)."""
+    import re
+
+    from autograder.config import ROOT
+    from autograder.exports import UV_VERSION
+
+    (pinned,) = re.findall(r"^UV_VERSION := (\S+)", (ROOT / "Makefile").read_text(), re.M)
+    assert pinned == UV_VERSION
