@@ -27,6 +27,7 @@ from gradekit.drivers import ContractError
 from gradekit.protocol import driver_function, plain
 
 from autograder.channel import CallError, Channel, remote_function
+from autograder.gate import clean_data
 
 STOPPED = ("the Python process running your functions for this case stopped before it finished (os._exit, sys.exit "
            "in a thread, a crash or too much memory?)")
@@ -142,9 +143,9 @@ def run(path: str, driver, functions, cases: list[dict], workers: int, limit: fl
                     data += chunk
                     *lines, rest = data.split(b"\n")
                     data[:] = rest
-                    for line in lines:
-                        index, answer = json.loads(line)
-                        answers[index] = answer
+                    for line in lines:  # every string cleaned and cut as the gate does a kernel's messages: an
+                        index, answer = json.loads(line)  # error's text and a table's keys are the student's
+                        answers[index] = clean_data(answer)
                     if not chunk:
                         selector.unregister(key.fd)
                         os.close(key.fd)
