@@ -64,12 +64,17 @@ class Definitions:
         self.cells = {name: graded_cells(submission).get(name, []) for name in assignment.graded_cells}
         self.problems: dict[str, str] = {}
         self.skip: set[str] = set()
+        self.socket: str | None = None  # where the kernel serves calls to the functions, once it does
 
     def run(self, kernel: KernelThread, deadline: float) -> None:
+        """The kernel starts serving (before any student code: a cell that uses up the processes or threads the
+        kernel may have cannot stop it), then the graded cells define the functions it serves (looked up by name at
+        each call)."""
         setup = kernel.setup_run
         if setup is None or setup.status != "ok":
             raise RuntimeError("the kernel's setup (the instructor's setup cell, the grader's imports) failed: "
                                f"{first_line(setup.error) if setup else 'not run'}")
+        self.socket = serve(kernel)
         for name, cells in self.cells.items():
             if not cells:
                 self.problems[name] = (f"The graded cell `{name}` is missing from the notebook (no cell has nbgrader "
@@ -91,9 +96,8 @@ class Definitions:
 
 
 def serve(kernel: KernelThread) -> str | None:
-    """Once the graded cells have run: the kernel starts answering calls to its functions (each connection from a
-    copy of itself, so seeds never share the student's state). The path the grader connects to, or None if the
-    kernel could not start (its notebook broke what serving needs: every check then fails with a message)."""
+    """The kernel starts answering calls to the functions its notebook defines (each connection from a copy of
+    itself, so seeds never share the student's state). The path the grader connects to, or None if it could not."""
     inside, outside = socket_paths(kernel.box)
     run = kernel.run(SERVE_CELL.format(path=inside, fork=True), timeout=kernel.limits.cell_seconds)
     return outside if run.status == "ok" else None
@@ -239,7 +243,7 @@ def run_cases(path: Path, assignment, check, cases: list[dict]) -> list[dict]:
     definitions = Definitions(assignment, read_submission(path, assignment))
     with kernel_session(assignment) as kernel:
         definitions.run(kernel, time.monotonic() + assignment.limits.submission_seconds)
-        status, answers, _ = run_check(kernel, serve(kernel), check, cases,
+        status, answers, _ = run_check(kernel, definitions.socket, check, cases,
                                        time.monotonic() + assignment.limits.cell_seconds)
     if status != "ok":
         raise RuntimeError(f"the submission's run did not finish ({status})")
@@ -311,7 +315,6 @@ class Grader:
             from tqdm import tqdm  # here, not above: `grade` starts the kernel before what starting it does not need
 
             definitions.run(kernel, deadline)
-            path = serve(kernel)
             for check in tqdm(checks, desc=f"grading {Path(path).name}", unit="check", disable=not progress,
                               file=sys.stderr, leave=False):
                 remaining = deadline - time.monotonic()
@@ -321,15 +324,15 @@ class Grader:
                     continue
                 check_start = time.monotonic()
                 cases = all_cases[check.name]
-                status, answers, seconds = run_check(kernel, path, check, cases, deadline, self.workers)
+                status, answers, seconds = run_check(kernel, definitions.socket, check, cases, deadline, self.workers)
                 done |= {run_key(check.driver, check.functions, case): answer for case, answer in zip(cases, answers)}
                 result = judge_run(check, cases, status, answers, seconds, expected)
                 if status == "ok" and self.figures and any(result.data.get("runs") or []):  # nothing to compare with
-                    status, result = with_feedback_runs(kernel, path, check, result, deadline, self.workers, done)
+                    status, result = with_feedback_runs(kernel, definitions.socket, check, result, deadline,
+                                                        self.workers, done)
                 if status in ("timeout", "died") and deadline - time.monotonic() > 1:
                     kernel.restart()  # (a copy of the kernel stuck in an endless loop stops with it)
                     definitions.run(kernel, deadline)
-                    path = serve(kernel)
                 result = blame(check, result, results, assignment)
                 problems = [definitions.problems[f] for f in check.functions if f in definitions.problems]
                 if problems and not result.passed:

@@ -27,6 +27,7 @@ from gradekit.drivers import ContractError
 from gradekit.protocol import driver_function, plain
 
 from autograder.channel import CallError, Channel, remote_function
+from autograder.gate import clean_data
 
 STOPPED = ("the Python process running your functions for this case stopped before it finished (os._exit, sys.exit "
            "in a thread, a crash or too much memory?)")
@@ -68,12 +69,21 @@ def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int,
             try:
                 channel = Channel(path, max(0.1, limit - time.monotonic()), connect_timeout=5.0)
             except CallError:
-                answer = {"error": {"type": "KernelGone", "message": GONE, "where": ""}}
-                os.write(out, (json.dumps([index, answer]) + "\n").encode())
+                write_all(out, [index, {"error": {"type": "KernelGone", "message": GONE, "where": ""}}])
                 continue
         channel.timeout = max(0.1, limit - time.monotonic())
-        answer = plain(run_case(channel, driver, functions, case))
-        os.write(out, (json.dumps([index, answer], allow_nan=False) + "\n").encode())
+        try:
+            write_all(out, [index, plain(run_case(channel, driver, functions, case))])
+        except (TypeError, ValueError) as exc:  # records a driver made that are not plain data: the grader's bug
+            write_all(out, [index, {"error": {"type": "GraderError", "where": "", "message":
+                                              f"the records of this run could not be written ({exc!s:.200})"}}])
+
+
+def write_all(out: int, answer: list) -> None:
+    """One answer as one JSON line, all of it (a pipe may take a long line in several writes)."""
+    data = memoryview((json.dumps(answer, allow_nan=False) + "\n").encode())
+    while data:
+        data = data[os.write(out, data):]
 
 
 preloaded: set[str] = set()
@@ -133,9 +143,9 @@ def run(path: str, driver, functions, cases: list[dict], workers: int, limit: fl
                     data += chunk
                     *lines, rest = data.split(b"\n")
                     data[:] = rest
-                    for line in lines:
-                        index, answer = json.loads(line)
-                        answers[index] = answer
+                    for line in lines:  # every string cleaned and cut as the gate does a kernel's messages: an
+                        index, answer = json.loads(line)  # error's text and a table's keys are the student's
+                        answers[index] = clean_data(answer)
                     if not chunk:
                         selector.unregister(key.fd)
                         os.close(key.fd)
