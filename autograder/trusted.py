@@ -68,12 +68,21 @@ def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int,
             try:
                 channel = Channel(path, max(0.1, limit - time.monotonic()), connect_timeout=5.0)
             except CallError:
-                answer = {"error": {"type": "KernelGone", "message": GONE, "where": ""}}
-                os.write(out, (json.dumps([index, answer]) + "\n").encode())
+                write_all(out, [index, {"error": {"type": "KernelGone", "message": GONE, "where": ""}}])
                 continue
         channel.timeout = max(0.1, limit - time.monotonic())
-        answer = plain(run_case(channel, driver, functions, case))
-        os.write(out, (json.dumps([index, answer], allow_nan=False) + "\n").encode())
+        try:
+            write_all(out, [index, plain(run_case(channel, driver, functions, case))])
+        except (TypeError, ValueError) as exc:  # records a driver made that are not plain data: the grader's bug
+            write_all(out, [index, {"error": {"type": "GraderError", "where": "", "message":
+                                              f"the records of this run could not be written ({exc!s:.200})"}}])
+
+
+def write_all(out: int, answer: list) -> None:
+    """One answer as one JSON line, all of it (a pipe may take a long line in several writes)."""
+    data = memoryview((json.dumps(answer, allow_nan=False) + "\n").encode())
+    while data:
+        data = data[os.write(out, data):]
 
 
 preloaded: set[str] = set()

@@ -1,0 +1,108 @@
+"""The grader's side of an experiment (``autograder.trusted``): drivers run in forked workers of the grader, the
+student's functions answer from a process that serves them (here a plain subprocess serving ``gradekit.channel``,
+each connection from a copy of itself, as a grading kernel does). What a case's answer is when the function hangs,
+exits or is missing, and when nothing serves at all."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autograder import trusted
+from autograder.config import ROOT
+
+STUDENT = '''
+import os, sys, time
+sys.path.insert(0, {root!r})
+import gradekit.channel
+
+
+def double(x):
+    return [2 * v for v in x]
+
+
+def hang(x):
+    time.sleep(3600)
+
+
+def leave(x):
+    if x[0] < 0:
+        os._exit(3)
+    return x
+
+
+def grow(table):
+    table["n"] = table.get("n", 0) + 1
+    return table["n"]
+
+
+gradekit.channel.serve(globals(), {path!r}, background=False, fork=True)
+'''
+
+
+def apply(fn, case):
+    """A driver: the function on the case's input; the loop's own record of what it gave."""
+    return {"got": fn(list(case["x"]))}
+
+
+def count_twice(fn, case):
+    """A driver calling the same function twice with its own table."""
+    table = {}
+    return {"first": fn(table), "second": fn(table), "table": table}
+
+
+@pytest.fixture
+def served(tmp_path):
+    path = str(tmp_path / "channel.sock")
+    proc = subprocess.Popen([sys.executable, "-c", STUDENT.format(root=str(ROOT), path=path)])
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "channel.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield path
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_cases_answered_one_after_the_other_and_in_parallel(served):
+    cases = [{"x": [1.0, 2.0]}, {"x": [3.0]}, {"x": []}]
+    for workers in (1, 2):
+        status, answers = trusted.run(served, apply, ["double"], cases, workers, time.monotonic() + 30)
+        assert status == "ok"
+        assert answers == [{"ok": {"got": [2.0, 4.0]}}, {"ok": {"got": [6.0]}}, {"ok": {"got": []}}]
+
+
+def test_an_argument_comes_back_only_where_the_contract_lets_it(served):
+    """``count_twice``'s module has no IN_PLACE: the function grows its own copy of the table at each call, and the
+    loop's table stays as the loop left it (empty), so both calls see an empty table."""
+    status, answers = trusted.run(served, count_twice, ["grow"], [{}], 1, time.monotonic() + 30)
+    assert status == "ok" and answers == [{"ok": {"first": 1, "second": 1, "table": {}}}]
+
+
+def test_a_function_that_hangs_is_stopped_at_the_limit(served):
+    start = time.monotonic()
+    status, answers = trusted.run(served, apply, ["hang"], [{"x": [1.0]}, {"x": [2.0]}], 2, start + 3)
+    assert status == "timeout" and time.monotonic() - start < 6
+    assert all("error" in a for a in answers)
+
+
+def test_a_copy_that_exits_costs_its_case_and_the_next_case_gets_a_fresh_copy(served):
+    cases = [{"x": [1.0]}, {"x": [-1.0]}, {"x": [2.0]}]
+    status, answers = trusted.run(served, apply, ["leave"], cases, 1, time.monotonic() + 30)
+    assert status == "ok"
+    assert answers[0] == {"ok": {"got": [1.0]}} and answers[2] == {"ok": {"got": [2.0]}}
+    assert answers[1]["error"]["type"] == "ProcessExit" and "stopped before it finished" in answers[1]["error"]["message"]
+
+
+def test_a_missing_function_is_its_cases_error(served):
+    status, answers = trusted.run(served, apply, ["nowhere"], [{"x": [1.0]}], 1, time.monotonic() + 30)
+    assert status == "ok" and answers[0]["error"]["type"] == "NameError"
+
+
+def test_nothing_serving_is_a_dead_kernel(tmp_path):
+    start = time.monotonic()
+    status, answers = trusted.run(str(tmp_path / "none.sock"), apply, ["double"], [{"x": [1.0]}], 1, start + 30)
+    assert status == "died" and answers[0]["error"]["type"] == "KernelGone"
+    assert time.monotonic() - start < 15
