@@ -19,20 +19,25 @@ from pathlib import Path
 
 
 class ExitCode(enum.IntEnum):
-    """What every command of ``python -m autograder`` returns (printed by ``--help``, listed in the README)."""
+    """What every command of ``python -m autograder`` returns: the one list, printed by ``--help`` (``table``) and
+    stated in the README's table (``tests/test_exit_codes.py`` holds all three together)."""
 
-    OK = 0  # done; for grade: graded and results.json written, whatever the score (a notebook of no assignment too)
-    FAILED = 1  # the command failed; for grade: the grader failed on this submission (results.json still written)
-    USAGE = 2  # bad arguments, an unknown option, or a course.toml that does not load
-    ISOLATION = 3  # the sandbox is below course.toml's min_isolation: no student code was run (results.json written)
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    ISOLATION = 3
+
+    @property
+    def meaning(self) -> str:
+        return {ExitCode.OK: "done; grade: graded (whatever the score), results.json written",
+                ExitCode.FAILED: "failed; grade: the grader failed on this submission (results.json still written)",
+                ExitCode.USAGE: "bad arguments or a course.toml that does not load",
+                ExitCode.ISOLATION: "grade: the sandbox is below course.toml's min_isolation (no student code run)",
+                }[self]
 
     @classmethod
     def table(cls) -> str:
-        meanings = {cls.OK: "done; grade: graded (whatever the score), results.json written",
-                    cls.FAILED: "failed; grade: the grader failed on this submission (results.json still written)",
-                    cls.USAGE: "bad arguments or a course.toml that does not load",
-                    cls.ISOLATION: "grade: the sandbox is below course.toml's min_isolation (no student code run)"}
-        return "\n".join(f"  {int(code)}  {meanings[code]}" for code in cls)
+        return "\n".join(f"  {int(code)}  {code.meaning}" for code in cls)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
 
             return Outcome(ExitCode.OK, None, write_results(output, unknown_assignment_results(str(exc)), None),
                            f"not graded: {exc}")
+        except Exception as exc:  # noqa: BLE001 - the last line of defence, before any kernel too
+            return failed(output, None, exc)
     if kernel is None:
         try:
             grader, kernel = start(grader, assignment)

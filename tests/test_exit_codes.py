@@ -69,3 +69,20 @@ def test_below_min_isolation_exits_3(assignment, tmp_path):
                            str(results)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == ExitCode.ISOLATION == 3, proc.stderr
     assert json.loads(results.read_text())["tests"][0]["name"] == "Autograder error"
+
+
+def test_a_kernel_that_cannot_start_exits_1_with_results_and_a_page(assignment, tmp_path, monkeypatch, capsys):
+    """The same last line of defence before any kernel (as grade-all's workers always had): results.json, JUnit and
+    a feedback page, the traceback on stderr, exit 1."""
+    from autograder.grade import Grader
+
+    def broken(self, slot=0):
+        raise RuntimeError("no kernel today")
+
+    monkeypatch.setattr(Grader, "kernel", broken)
+    results = tmp_path / "out" / "results.json"
+    code = main(["grade", str(assignment.release), "--results", str(results), "--junit", str(tmp_path / "j.xml")])
+    assert code == ExitCode.FAILED == 1
+    assert json.loads(results.read_text())["tests"][0]["name"] == "Autograder error"
+    assert (tmp_path / "out" / "feedback.html").exists() and (tmp_path / "j.xml").exists()
+    assert "no kernel today" in capsys.readouterr().err
