@@ -1,10 +1,11 @@
-"""Grading into files: one submission (``grade``), or a queue of them in a long-lived worker (``grade-all``).
+"""``grade-all``'s long-lived grading worker: a queue of submissions, each graded as ``grade`` grades one.
 
 ``batch.py`` starts one worker per job slot (``python -m autograder worker``) and sends it jobs, one JSON line each
 (``{"student", "submission", "results"}``; the submission is a student's folder, graded as ``grade`` grades one) on
 stdin. The worker says ``{"ready": true}`` on stdout once its imports are done, ``{"start": student}`` when it begins a
-job and ``{"done": student}`` once that job's results.json and feedback.html are written. Imports, the reference, every
-check's cases and expected answers are paid once per worker (``grade.Grader``). While one student is graded, the kernel
+job and ``{"done": student}`` once that job's results.json and feedback.html are written (``pipeline``, the way
+``grade`` writes them). Imports, the reference, every check's cases and expected answers are paid once per worker
+(``grade.Grader``). While one student is graded, the kernel
 for the next job already received starts in a thread (setup cell included), so the kernel's start is off the critical
 path. A kernel is never reused: each student gets a fresh sandbox. The worker never runs student code itself.
 """
@@ -17,53 +18,8 @@ import select
 import sys
 from pathlib import Path
 
-from autograder.grade import Grader, Report, not_graded
-from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
-from autograder.results import gradescope, write_atomic, write_json
-
-
-def write_grade(report: Report, assignment, results: Path, page: bool = True) -> Path | None:
-    """results.json (with the late flag and reflection answers) and, with ``page``, feedback.html beside it; returns
-    the page if written. A page that cannot be drawn never costs the grade: a plain page from results.json instead."""
-    from autograder import feedback
-    from autograder.gradebook import annotate
-
-    data = annotate(gradescope(report), Path(report.submission), assignment)
-    write_json(results, data)
-    if not page:
-        return None
-    path = results.parent / "feedback.html"
-    try:
-        feedback.write(path, report, assignment)
-    except Exception as exc:  # noqa: BLE001 - the grade is written; the page falls back to its text
-        print(f"autograder: feedback page not drawn, a plain one written instead: {exc!r}", file=sys.stderr)
-        write_atomic(path, feedback.render_results(assignment, data))
-    return path
-
-
-def grade_job(course, grader: Grader, job: dict, kernel) -> None:
-    """Grade one job into its files, in ``kernel`` (a started KernelThread, or the exception that refused to make
-    one). Whatever happens, a complete results.json is left: the grade, or an error entry for staff."""
-    assignment, results = grader.assignment, Path(job["results"])
-    submission = Path(job["submission"])
-    try:
-        if isinstance(kernel, BaseException):
-            raise kernel
-        try:  # as `grade` does: a folder's notebook by the one rule, refused if plainly another assignment's
-            notebook = submitted_notebook(submission, assignment)
-            check_assignment(course, notebook, assignment)
-        except SubmissionError as exc:
-            report = not_graded(submission, assignment, str(exc), grader.only)
-        else:
-            report = grader.grade(notebook, kernel)
-        write_grade(report, assignment, results)
-    except Exception as exc:  # noqa: BLE001 - this student gets an error entry and page; the next one is graded
-        from autograder.feedback import write_failure
-
-        write_failure(results, assignment, exc)
-    finally:
-        if not isinstance(kernel, BaseException):
-            kernel.close()  # if the grade did not get as far as stopping it
+from autograder.grade import Grader
+from autograder.pipeline import Output, grade_submission
 
 
 class Jobs:
@@ -102,7 +58,8 @@ def serve(course, grader: Grader, jobs: Jobs, say=None) -> None:
         say({"start": job["student"]})
         following = jobs.next(wait=False)
         upcoming = kernel_for(1 - slot) if following else None
-        grade_job(course, grader, job, kernel)
+        grade_submission(course, Path(job["submission"]), grader.assignment, grader, Output(Path(job["results"])),
+                         kernel)  # as `grade` grades a folder; whatever happens, a complete results.json
         say({"done": job["student"]})
         if following is None:
             following = jobs.next(wait=True)

@@ -164,7 +164,7 @@ def test_warm_workers_grade_as_one_at_a_time(assignment, tmp_path):
     timings aside (exactness checks: the ones whose expected answers the workers remember)."""
     from autograder.batch import grade_all
     from autograder.grade import grade
-    from autograder.worker import write_grade
+    from autograder.pipeline import write_grade
 
     checks = [c.name for c in assignment.checks if c.name.endswith("_exact")]
     variants = {p.stem: load_variant(p)[0] for folder in ("bugs", "correct") for p in (CATALOGUE / folder).glob("*.py")}

@@ -122,12 +122,12 @@ def test_a_grader_failure_still_gives_the_student_results_and_a_page(assignment,
     goes to stderr only; the command exits non-zero."""
     import jsonschema
 
-    from autograder import worker
+    from autograder import pipeline
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("a bug in the grader, with /home/grader/secret in its message")
 
-    monkeypatch.setattr(worker, "write_grade", broken)
+    monkeypatch.setattr(pipeline, "write_grade", broken)
     notebook = fill_release(assignment, tmp_path / "s.ipynb")
     code = main(["grade", str(notebook), "--results", str(tmp_path / "out" / "results.json"), "--junit",
                  str(tmp_path / "out" / "junit.xml"), "--check", "discounted_returns_exact"])
