@@ -437,7 +437,8 @@ def serve(namespace: dict, path: str | os.PathLike, background: bool = True, lim
     ``globals()``). In a thread of its own (``background``: the cell returns at once, the thread is returned), or in
     this one until the listening socket is closed. One connection at a time; with ``fork``, each connection is served
     by a forked copy of this process (seeds in parallel, each with the notebook's state as it was when the connection
-    came, as forked seeds have today), whose printed output goes nowhere."""
+    came, as forked seeds have today), whose printed output goes nowhere; when no process can be forked (the
+    notebook used up the processes it may have), by this thread, one connection after the other."""
     path = Path(path)
     if path.exists() or path.is_symlink():
         path.unlink()
@@ -458,7 +459,12 @@ def serve(namespace: dict, path: str | os.PathLike, background: bool = True, lim
                     server.serve_connection(sock)
                 continue
             reap(copies)
-            pid = os.fork()
+            try:
+                pid = os.fork()
+            except OSError:  # no process left to fork (the notebook used up its limit): served here, one at a time
+                with sock:
+                    server.serve_connection(sock)
+                continue
             if pid == 0:  # the copy: serve this connection, then leave without any clean-up of the parent's
                 try:
                     listener.close()
