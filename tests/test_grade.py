@@ -163,3 +163,11 @@ def test_records_made_on_the_graders_side_equal_the_references_in_one_process(as
         here = [check.metric(run_case(check.driver, [reference[f] for f in check.functions], case)["ok"])
                 for case in check.cases(None)[:len(graded)]]
         assert graded == here, check.name
+
+
+def test_the_report_names_the_graded_notebook_not_the_kernels_socket(assignment, tmp_path):
+    """The report's ``submission`` is the notebook graded (annotate reads the late flag and the reflection answers
+    from there): a grade once put the path of the kernel's socket there."""
+    path = fill_release(assignment, tmp_path / "named.ipynb")
+    report = grade(path, assignment, only={"discounted_returns_exact"}, figures=False)
+    assert report.submission == str(path) and report.results[0].passed
