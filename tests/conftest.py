@@ -16,6 +16,35 @@ from autograder.notebook import graded_cells
 CATALOGUE = Path(__file__).parent / "catalogue"
 MARKER_LINE = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*$\n?", re.MULTILINE)
 
+# `make test` runs the suite in parallel (pytest-xdist, --dist loadgroup), then the tests marked `serial` alone.
+# A module fixture that costs a grade, a class, a zip or a notebook run is built once per worker that runs one of its
+# tests: the tests that use one of these run on one worker (an xdist group per module), so it is built once.
+SHARED_MODULE_FIXTURES = {"course_dir", "gradescope_source", "notebook", "pages", "record", "source", "toy",
+                          "student_user"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group the tests of an expensive module fixture (above), then put the slow tests and groups first, so that the
+    longest start at once on every worker instead of one of them finishing the run alone. A group's tests stay
+    together and in their order: pytest tears a module fixture down when the next test is another module's."""
+    groups: dict[str, list] = {}
+    for item in items:
+        if SHARED_MODULE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            groups.setdefault(item.module.__name__, []).append(item)
+    slow = {name for name, members in groups.items() if any(i.get_closest_marker("slow") for i in members)}
+    place = {id(item): index for index, item in enumerate(items)}
+    first = {name: place[id(members[0])] for name, members in groups.items()}
+
+    def key(item):
+        group = item.get_closest_marker("xdist_group")
+        if group:
+            name = group.args[0]
+            return name not in slow, first[name], place[id(item)]
+        return item.get_closest_marker("slow") is None, place[id(item)], 0
+
+    items.sort(key=key)
+
 
 @pytest.fixture(scope="session")
 def course():

@@ -158,6 +158,7 @@ def test_grade_and_grade_all_pick_a_folders_notebook_by_one_rule(assignment, tmp
             assert message in batch["tests"][0]["output"], student
 
 
+@pytest.mark.slow
 def test_warm_workers_grade_as_one_at_a_time(assignment, tmp_path):
     """The whole catalogue (and the reference and a blank) as a class: grade-all's warm workers, which keep the
     reference's answers and start each next kernel early, write exactly the results.json of one grade at a time,

@@ -88,6 +88,7 @@ def test_a_wrong_notebook_is_graded_through_the_command_line(assignment, tmp_pat
                                          "do.")
 
 
+@pytest.mark.slow
 def test_a_class_of_wrong_notebooks_is_graded_by_grade_all(assignment, tmp_path):
     """grade-all on a small class: every student gets a valid results.json and a feedback page, the grades CSV a row
     each, and the class report counts the named mistakes from the results' data."""

@@ -170,6 +170,7 @@ def seconds(run) -> float:
 SLOWDOWN = 2.0  # a classmate's check with a hog beside it, at most this times slower than alone (before: ~7x)
 
 
+@pytest.mark.serial  # a CPU share: measured with no other test beside it
 @pytest.mark.skipif(not LINUX_ROOT or "cpu" not in sandbox.probe().cgroups, reason="needs a writable cpu cgroup")
 def test_a_cpu_hog_does_not_starve_a_classmate(assignment):
     """Two kernels of one grade-all worker pair (1 core each, as grade-all gives them on this 2-core machine): 24

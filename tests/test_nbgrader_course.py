@@ -176,6 +176,7 @@ def test_results_csv_and_report(course_dir, assignment):
     assert "With gamma 0 the chain is not learned." in page
 
 
+@pytest.mark.slow
 def test_nbgrader_autograde_and_feedback_keep_our_output(course_dir, assignment):
     """``autograde --force`` deletes nbgrader's autograded folder and scores the check cells 0 (they refuse to be
     scored by nbgrader); our results stay, and grade-all (no regrade) writes the grades and feedback back."""
@@ -233,6 +234,7 @@ def validate(folder: Path, notebook: Path) -> dict:
     return Validator(config=config).validate(str(notebook))
 
 
+@pytest.mark.slow
 def test_validate_fails_a_buggy_notebook_and_passes_the_reference(course_dir, assignment, tmp_path):
     """nbgrader's Validate (the Validator the notebook extension's button runs): the sign-flipped update and the
     lecture's probability loss fail with the public checks' messages; the reference, with answers, passes."""

@@ -2,6 +2,7 @@
 (nbgrader scores a cell that writes to stderr as 0), and commits no outputs."""
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from autograder.config import ROOT
@@ -13,6 +14,7 @@ def test_source_has_no_outputs(assignment):
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
 
 
+@pytest.mark.slow
 def test_source_runs_top_to_bottom_without_stderr(assignment, tmp_path):
     nb = nbformat.read(assignment.source, as_version=4)
     env = {k: v for k, v in kernel_env(str(ROOT)).items() if k != "MPLBACKEND"}  # inline plots, as a student sees them

@@ -3,6 +3,8 @@ student's functions answer from a process that serves them (here a plain subproc
 each connection from a copy of itself, as a grading kernel does). What a case's answer is when the function hangs,
 exits or is missing, and when nothing serves at all."""
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -55,14 +57,14 @@ def count_twice(fn, case):
 @pytest.fixture
 def served(tmp_path):
     path = str(tmp_path / "channel.sock")
-    proc = subprocess.Popen([sys.executable, "-c", STUDENT.format(root=str(ROOT), path=path)])
+    proc = subprocess.Popen([sys.executable, "-c", STUDENT.format(root=str(ROOT), path=path)], start_new_session=True)
     try:
         deadline = time.monotonic() + 30
         while not (tmp_path / "channel.sock").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         yield path
-    finally:
-        proc.kill()
+    finally:  # the server and the copies it forked (one still sleeping in `hang`): a kernel's sandbox kills them all
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
