@@ -7,11 +7,14 @@ by the check's own driver; the page holds only numbers and the messages already 
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
+import io
 import json
 import sys
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from gradekit.protocol import run_case
 
 from autograder.grade import Report
 from autograder.notebook import reference_functions
-from autograder.results import gradescope, write_atomic
+from autograder.results import Results, error_results, gradescope, write_atomic, write_json, write_junit
 from autograder.sandbox.caches import grader_cache
 
 STYLE = """
@@ -56,8 +59,6 @@ def render(report: Report, assignment) -> str:
 def render_results(assignment, results: dict) -> str:
     """A plain page from results.json alone (no figures): the page of a submission the grader failed on (its message,
     nothing of the error), or the fallback when the full page could not be drawn."""
-    from autograder.results import Results
-
     results = Results.of(results)
     title = assignment.title if assignment else "Autograder"
     head = (f"<header><h1>{text(title)}</h1><p class='total'>{results.score:g} / {results.max_score:g} points</p>"
@@ -73,10 +74,6 @@ def write_failure(results_path: Path, assignment, exc: BaseException, junit: Pat
     """The last line of defence, once a submission was read and anything of the grader failed: the student still gets
     a results.json and a feedback page (0 for what could not be judged, "the grader failed and the instructor was
     told"); the traceback goes to the instructor's log (stderr), never into what the student reads."""
-    import traceback
-
-    from autograder.results import error_results, write_json, write_junit
-
     print(f"autograder: the grader failed on {results_path}; the student gets an 'Autograder error' result. "
           "Traceback (for the instructor):", file=sys.stderr)
     traceback.print_exception(exc, file=sys.stderr)
@@ -193,7 +190,7 @@ def reference_runs(assignment, name: str) -> dict:
             return json.loads(cache.read_text())
         except (OSError, ValueError):
             pass
-    import torch
+    import torch  # lazy: torch costs 1.7 s; only the reference's runs, when not cached, need it
 
     reference = reference_functions(assignment)
     functions = [reference[f] for f in check.functions]
@@ -221,10 +218,7 @@ DETAILS_SUFFIX = ": details of the wrong cases"
 def compact_png(png_base64: str, colors: int = 64) -> str:
     """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
     becomes 32 KB), the same size on screen."""
-    import base64
-    import io
-
-    from PIL import Image
+    from PIL import Image  # lazy: PIL costs 0.1 s; only Gradescope's compacted figures need it
 
     image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
     out = io.BytesIO()
