@@ -17,15 +17,18 @@ import sys
 import traceback
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gradekit import plots
 from gradekit.checks import ConvergenceCheck, ExactCheck, number
 from gradekit.protocol import run_case
 
-from autograder.grade import Report
 from autograder.notebook import reference_functions
 from autograder.results import Results, error_results, gradescope, write_atomic, write_json, write_junit
 from autograder.sandbox.caches import grader_cache
+
+if TYPE_CHECKING:  # annotations only: a grade's Report, from the module that runs the grade
+    from autograder.grade import Report
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }

@@ -80,7 +80,7 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
         try:
             assignment = which_assignment(course, submission)
         except AssignmentUnknown as exc:  # never another assignment's grade: 0, and the message
-            from autograder.results import unknown_assignment_results  # lazy: the grader (~1 s); not for --help
+            from autograder.results import unknown_assignment_results  # lazy: results (20 ms), as in write_results
 
             return Outcome(ExitCode.OK, None, write_results(output, unknown_assignment_results(str(exc)), None),
                            f"not graded: {exc}")
@@ -117,7 +117,7 @@ def start(grader, assignment):
 def graded(course, submission: Path, assignment, grader, kernel, output: Output, progress: bool) -> Outcome:
     """Intake (a folder's notebook by the one rule, refused if plainly another assignment's), the grade in ``kernel``
     (which stops it), annotated and written."""
-    # lazy: after the kernel's launch (tests/test_startup.py: results, gradebook ~0.1 s), and not for --help (~1 s)
+    # lazy: after the kernel's launch (tests/test_startup.py), and not for --help (grade 0.6 s, gradebook 0.2 s)
     from autograder.grade import not_graded
     from autograder.gradebook import annotate
     from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
@@ -167,7 +167,7 @@ def write_grade(report, assignment, results: Path, page: bool = True) -> Path | 
 
 def write_results(output: Output, results: dict, assignment) -> tuple[Path, ...]:
     """results.json, and the JUnit XML if asked for."""
-    # lazy: results imports the grader (~1 s): after the kernel's launch, and not for --help
+    # lazy: results (20 ms) comes after the kernel's launch (tests/test_startup.py), not at the top
     from autograder.results import write_json, write_junit
 
     write_json(output.results, results)
@@ -179,7 +179,7 @@ def write_results(output: Output, results: dict, assignment) -> tuple[Path, ...]
 def failed(output: Output, assignment, exc: Exception) -> Outcome:
     """The last line of defence: results.json, JUnit and a feedback page saying the grader failed (the traceback on
     stderr, for the instructor). Below min_isolation no student code was run: exit 3; otherwise 1."""
-    from autograder.feedback import write_failure  # lazy: the grader (~1 s), after the launch; not for --help
+    from autograder.feedback import write_failure  # lazy: nbformat, numpy (~0.3 s), after the launch; not for --help
 
     write_failure(output.results, assignment, exc, output.junit)
     written = (output.results, output.results.parent / "feedback.html") + ((output.junit,) if output.junit else ())
