@@ -19,6 +19,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
 from gradekit import plots
 from gradekit.checks import ConvergenceCheck, ExactCheck, number
 from gradekit.protocol import run_case
@@ -221,8 +223,6 @@ DETAILS_SUFFIX = ": details of the wrong cases"
 def compact_png(png_base64: str, colors: int = 64) -> str:
     """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
     becomes 32 KB), the same size on screen."""
-    from PIL import Image  # lazy: PIL costs 0.1 s; only Gradescope's compacted figures need it
-
     image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
