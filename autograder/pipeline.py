@@ -7,7 +7,7 @@ protocol, so the caller prints the outcome.
 A grade's critical path is the kernel's start and then its setup cell, while the grader prepares the reference: what
 looks at the submission and writes the results (results, feedback, gradebook) is imported once the kernel is
 starting, not at this module's top (``tests/test_startup.py``); and ``--help`` imports this module for ``ExitCode``,
-so the grader's modules are imported by the functions that use them (the sandbox's, 30 ms, at the top).
+so the grader's modules (the sandbox's too: 50 ms) are imported by the functions that use them.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-
-from autograder import sandbox
 
 
 class ExitCode(enum.IntEnum):
@@ -75,7 +73,7 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
     kernel is closed before returning."""
     submission = Path(submission)
     if assignment is None:
-        from autograder.notebook import AssignmentUnknown  # lazy: nbformat and jsonschema (~0.3 s); not for --help
+        from autograder.notebook import AssignmentUnknown  # lazy: nbformat and jsonschema (~0.13 s); not for --help
 
         try:
             assignment = which_assignment(course, submission)
@@ -106,9 +104,11 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
 def start(grader, assignment):
     """The grader (made if given as a function) and its kernel, starting in its thread from now on. The sandbox's
     probe, which mostly waits for bwrap, runs meanwhile the grader's modules are imported (cached for the start)."""
+    from autograder import sandbox  # lazy: 50 ms that --help does without (it imports this module for ExitCode)
+
     with ThreadPoolExecutor(1) as probing:  # had the probe raised, it would raise again at the kernel's start
         probing.submit(sandbox.probe)
-        import autograder.grade  # noqa: F401 - lazy: the kernel's modules (~0.6 s), imported while the probe waits
+        import autograder.grade  # noqa: F401 - lazy: the kernel's modules (~0.4 s), imported while the probe waits
     if callable(grader) and not hasattr(grader, "grade"):
         grader = grader(assignment)
     return grader, grader.kernel()
@@ -117,7 +117,7 @@ def start(grader, assignment):
 def graded(course, submission: Path, assignment, grader, kernel, output: Output, progress: bool) -> Outcome:
     """Intake (a folder's notebook by the one rule, refused if plainly another assignment's), the grade in ``kernel``
     (which stops it), annotated and written."""
-    # lazy: after the kernel's launch (tests/test_startup.py), and not for --help (grade 0.6 s, gradebook 0.2 s)
+    # lazy: after the kernel's launch (tests/test_startup.py), and not for --help (grade 0.4 s, gradebook 0.2 s)
     from autograder.grade import not_graded
     from autograder.gradebook import annotate
     from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
@@ -180,10 +180,11 @@ def failed(output: Output, assignment, exc: Exception) -> Outcome:
     """The last line of defence: results.json, JUnit and a feedback page saying the grader failed (the traceback on
     stderr, for the instructor). Below min_isolation no student code was run: exit 3; otherwise 1."""
     from autograder.feedback import write_failure  # lazy: nbformat, numpy (~0.3 s), after the launch; not for --help
+    from autograder.sandbox import IsolationError  # lazy: 50 ms that --help does without, as in start
 
     write_failure(output.results, assignment, exc, output.junit)
     written = (output.results, output.results.parent / "feedback.html") + ((output.junit,) if output.junit else ())
-    if isinstance(exc, sandbox.IsolationError):
+    if isinstance(exc, IsolationError):
         return Outcome(ExitCode.ISOLATION, None, written, str(exc))
     return Outcome(ExitCode.FAILED, None, written, "The grader failed on this submission (the traceback is on stderr)")
 
@@ -191,7 +192,7 @@ def failed(output: Output, assignment, exc: Exception) -> Outcome:
 def which_assignment(course, submission: Path):
     """The assignment ``submission`` (a notebook, or a folder of them) is for: the one its notebooks are for
     (``notebook.detect_assignment``). Raises AssignmentUnknown."""
-    # lazy: notebook imports nbformat and jsonschema (~0.3 s), which --help does without
+    # lazy: notebook imports nbformat and jsonschema (~0.13 s), which --help does without
     from autograder.notebook import AssignmentUnknown, detect_assignment, notebooks_in
 
     if not submission.is_dir():
