@@ -17,7 +17,7 @@ from autograder.pipeline import ExitCode
 
 
 def cmd_release(course, args) -> int:
-    # lazy: release imports nbformat, numpy (~0.9 s) that --help does without; tqdm comes after grade's launch
+    # lazy: release imports nbformat, numpy (~0.5 s) that --help does without; tqdm comes after grade's launch
     from tqdm import tqdm
 
     from autograder.release import generate
@@ -33,7 +33,7 @@ def cmd_grade(course, args) -> int:
     """Grade one notebook, or the one notebook in a folder (``pipeline.grade_submission``, as grade-all's workers do);
     print the outcome. results.json (and --junit) is written whatever happens: a grade, or an error entry for staff."""
     def make_grader(assignment):  # once the assignment is known (found from the notebook unless --assignment)
-        # lazy: grade is the grader (nbclient, zmq, numpy: ~0.6 s), which --help does without
+        # lazy: grade is the grader (nbclient, zmq, numpy: ~0.4 s), which --help does without
         from autograder.grade import Grader
 
         return Grader(assignment, set(args.check) or None, args.workers, figures=not args.no_html)
@@ -70,7 +70,7 @@ def cmd_grade(course, args) -> int:
 
 
 def cmd_grade_all(course, args) -> int:
-    # lazy: batch imports nbformat, jsonschema, numpy (~0.7 s), which --help does without
+    # lazy: batch imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.batch import grade_all
 
     assignment = course.assignment(args.assignment)
@@ -86,7 +86,7 @@ def cmd_grade_all(course, args) -> int:
 
 
 def cmd_worker(course, args) -> int:
-    # lazy: worker imports the grader (nbclient, zmq, numpy: ~1 s), which --help does without
+    # lazy: worker imports the grader (nbclient, zmq, numpy: ~0.5 s), which --help does without
     from autograder.worker import main as serve
 
     return serve(course, course.assignment(args.assignment), set(args.check) or None, args.workers)
@@ -94,7 +94,7 @@ def cmd_worker(course, args) -> int:
 
 def cmd_report(course, args) -> int:
     """Rebuild the grades CSV, summary and class report from an existing autograded folder."""
-    # lazy: batch imports nbformat, jsonschema, numpy (~0.7 s), which --help does without
+    # lazy: batch imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.batch import rebuild
 
     assignment = course.assignment(args.assignment)
@@ -110,7 +110,7 @@ def cmd_report(course, args) -> int:
 
 def cmd_nbgrader_source(course, args) -> int:
     """An nbgrader course's source/<assignment>/: the notebook with grade cells and points, and the public checks."""
-    # lazy: release imports nbformat, numpy (~0.9 s), which --help does without
+    # lazy: release imports nbformat, numpy (~0.5 s), which --help does without
     from autograder.release import write_course_source
 
     assignment = course.assignment(args.assignment)
@@ -120,7 +120,7 @@ def cmd_nbgrader_source(course, args) -> int:
 
 
 def cmd_gradescope_zip(course, args) -> int:
-    # lazy: exports imports nbformat, jsonschema, numpy (~0.6 s), which --help does without
+    # lazy: exports imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.exports import gradescope_zip
 
     assignment = course.assignment(args.assignment)
@@ -130,7 +130,7 @@ def cmd_gradescope_zip(course, args) -> int:
 
 
 def cmd_github_workflow(course, args) -> int:
-    # lazy: exports imports nbformat, jsonschema, numpy (~0.6 s), which --help does without
+    # lazy: exports imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.exports import github_workflow
 
     text = github_workflow(course, course.assignment(args.assignment))
@@ -147,7 +147,7 @@ def cmd_github_workflow(course, args) -> int:
 def cmd_demo(course, args) -> int:
     """The main job on built-in defaults: for each assignment, regenerate its release, then grade the reference and
     the blank release (one assignment after the other, so the first grade comes early)."""
-    # lazy: these are the grader (nbformat, nbclient, zmq, numpy: ~1 s), which --help does without
+    # lazy: these are the grader (nbformat, nbclient, zmq, numpy: ~0.5 s), which --help does without
     from autograder import feedback
     from autograder.grade import grade
     from autograder.release import generate
@@ -173,7 +173,7 @@ def cmd_demo(course, args) -> int:
 def cmd_export(course, args) -> int:
     """A content package's export (e.g. an animation): its check's driver run once, on the reference or on
     a submission, and the answer written to a file by the content's ``write``."""
-    # lazy: notebook imports nbformat and jsonschema (~0.3 s), which --help does without
+    # lazy: notebook imports nbformat and jsonschema (~0.13 s), which --help does without
     from autograder.notebook import reference_functions
 
     assignment = course.assignment(args.assignment)
@@ -185,7 +185,7 @@ def cmd_export(course, args) -> int:
     check = assignment.check(export.check)
     case = check.cases(None)[0] | {"seed": args.seed}
     if args.submission:
-        from autograder.grade import run_cases  # lazy: the grader (nbclient, zmq, numpy: ~1 s); not for --help
+        from autograder.grade import run_cases  # lazy: the grader (nbclient, zmq, numpy: ~0.4 s); not for --help
 
         answer = run_cases(Path(args.submission), assignment, check, [case])[0]
     else:
@@ -200,7 +200,7 @@ def cmd_export(course, args) -> int:
 
 
 def cmd_calibrate(course, args) -> int:
-    # lazy: calibrate imports nbformat, numpy (~0.6 s), which --help does without; results: after grade's launch
+    # lazy: calibrate imports nbformat, numpy (~0.5 s), which --help does without; results: after grade's launch
     from autograder.calibrate import calibrate
     from autograder.results import write_json
 
