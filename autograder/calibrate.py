@@ -79,7 +79,7 @@ class Calibration:
 def _init_worker() -> None:
     for var in THREAD_VARS:
         os.environ[var] = "1"
-    import torch  # lazy: 1.7 s; the calibrating process never trains, its workers do (and the tests import this)
+    import torch  # lazy: 1.7 s; the calibrating process never trains, its workers do (each imports it once, here)
 
     torch.set_num_threads(1)
 

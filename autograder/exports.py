@@ -104,7 +104,7 @@ h2 { border-bottom: 1px solid #ddd; }
 
 
 def histogram(stats: ClassStats) -> str:
-    # lazy: matplotlib costs 0.4 s; only the class report's figures need it
+    # lazy: matplotlib costs 0.4 s; only the class report's figures need it (not gradescope-zip, github-workflow)
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -122,7 +122,7 @@ def histogram(stats: ClassStats) -> str:
 
 
 def pass_rate_bars(stats: ClassStats) -> str:
-    from matplotlib.figure import Figure  # lazy: matplotlib costs 0.4 s; only the class report's figures need it
+    from matplotlib.figure import Figure  # lazy: matplotlib costs 0.4 s, as in histogram
 
     fig = Figure(figsize=(8, 0.45 * len(stats.checks) + 1.2), dpi=100)
     ax = fig.subplots()
