@@ -10,11 +10,14 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gradekit.protocol import run_case
+
 from autograder import config, pipeline
 from autograder.pipeline import ExitCode
 
 
 def cmd_release(course, args) -> int:
+    # lazy: release imports nbformat, numpy (~0.5 s) that --help does without; tqdm comes after grade's launch
     from tqdm import tqdm
 
     from autograder.release import generate
@@ -30,6 +33,7 @@ def cmd_grade(course, args) -> int:
     """Grade one notebook, or the one notebook in a folder (``pipeline.grade_submission``, as grade-all's workers do);
     print the outcome. results.json (and --junit) is written whatever happens: a grade, or an error entry for staff."""
     def make_grader(assignment):  # once the assignment is known (found from the notebook unless --assignment)
+        # lazy: grade is the grader (nbclient, zmq, numpy: ~0.4 s), which --help does without
         from autograder.grade import Grader
 
         return Grader(assignment, set(args.check) or None, args.workers, figures=not args.no_html)
@@ -48,6 +52,7 @@ def cmd_grade(course, args) -> int:
         return outcome.status
     report = outcome.report
     try:
+        # lazy: results (20 ms) comes after grade's kernel launch (tests/test_startup.py), as in pipeline
         from autograder.results import table
 
         print(table([(Path(args.submission).name, report)]))
@@ -65,6 +70,7 @@ def cmd_grade(course, args) -> int:
 
 
 def cmd_grade_all(course, args) -> int:
+    # lazy: batch imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.batch import grade_all
 
     assignment = course.assignment(args.assignment)
@@ -80,6 +86,7 @@ def cmd_grade_all(course, args) -> int:
 
 
 def cmd_worker(course, args) -> int:
+    # lazy: worker imports the grader (nbclient, zmq, numpy: ~0.5 s), which --help does without
     from autograder.worker import main as serve
 
     return serve(course, course.assignment(args.assignment), set(args.check) or None, args.workers)
@@ -87,6 +94,7 @@ def cmd_worker(course, args) -> int:
 
 def cmd_report(course, args) -> int:
     """Rebuild the grades CSV, summary and class report from an existing autograded folder."""
+    # lazy: batch imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.batch import rebuild
 
     assignment = course.assignment(args.assignment)
@@ -102,6 +110,7 @@ def cmd_report(course, args) -> int:
 
 def cmd_nbgrader_source(course, args) -> int:
     """An nbgrader course's source/<assignment>/: the notebook with grade cells and points, and the public checks."""
+    # lazy: release imports nbformat, numpy (~0.5 s), which --help does without
     from autograder.release import write_course_source
 
     assignment = course.assignment(args.assignment)
@@ -111,6 +120,7 @@ def cmd_nbgrader_source(course, args) -> int:
 
 
 def cmd_gradescope_zip(course, args) -> int:
+    # lazy: exports imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.exports import gradescope_zip
 
     assignment = course.assignment(args.assignment)
@@ -120,13 +130,14 @@ def cmd_gradescope_zip(course, args) -> int:
 
 
 def cmd_github_workflow(course, args) -> int:
+    # lazy: exports imports nbformat, jsonschema, numpy (~0.4 s), which --help does without
     from autograder.exports import github_workflow
 
     text = github_workflow(course, course.assignment(args.assignment))
     if not args.out:
         sys.stdout.write(text)
         return ExitCode.OK
-    from autograder.results import write_atomic
+    from autograder.results import write_atomic  # lazy: results (20 ms) comes after grade's launch, not at the top
 
     write_atomic(Path(args.out), text)
     print(f"workflow: {args.out}", file=sys.stderr)
@@ -136,6 +147,7 @@ def cmd_github_workflow(course, args) -> int:
 def cmd_demo(course, args) -> int:
     """The main job on built-in defaults: for each assignment, regenerate its release, then grade the reference and
     the blank release (one assignment after the other, so the first grade comes early)."""
+    # lazy: these are the grader (nbformat, nbclient, zmq, numpy: ~0.5 s), which --help does without
     from autograder import feedback
     from autograder.grade import grade
     from autograder.release import generate
@@ -161,8 +173,7 @@ def cmd_demo(course, args) -> int:
 def cmd_export(course, args) -> int:
     """A content package's export (e.g. an animation): its check's driver run once, on the reference or on
     a submission, and the answer written to a file by the content's ``write``."""
-    from gradekit.protocol import run_case
-
+    # lazy: notebook imports nbformat and jsonschema (~0.13 s), which --help does without
     from autograder.notebook import reference_functions
 
     assignment = course.assignment(args.assignment)
@@ -174,7 +185,7 @@ def cmd_export(course, args) -> int:
     check = assignment.check(export.check)
     case = check.cases(None)[0] | {"seed": args.seed}
     if args.submission:
-        from autograder.grade import run_cases
+        from autograder.grade import run_cases  # lazy: the grader (nbclient, zmq, numpy: ~0.4 s); not for --help
 
         answer = run_cases(Path(args.submission), assignment, check, [case])[0]
     else:
@@ -189,6 +200,7 @@ def cmd_export(course, args) -> int:
 
 
 def cmd_calibrate(course, args) -> int:
+    # lazy: calibrate imports nbformat, numpy (~0.5 s), which --help does without; results: after grade's launch
     from autograder.calibrate import calibrate
     from autograder.results import write_json
 

@@ -33,7 +33,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from autograder import gradebook
 from autograder.exports import class_mean, read_rows, results_dir, write_report
+from autograder.feedback import write_failure
+from autograder.nbgrader_source import check_order
 from autograder.notebook import SubmissionError, find_notebook
 from autograder.results import Results, write_atomic, write_json
 
@@ -192,8 +195,6 @@ def run_workers(todo: list[Job], assignment, config_path: Path, only: list[str],
         if attempts[lost.student] < ATTEMPTS:
             queue.appendleft(lost)
         else:
-            from autograder.feedback import write_failure
-
             write_failure(lost.results, assignment, RuntimeError(
                 f"the grading process stopped twice while grading this submission ({why}): {tail}"))
             bar.set_postfix_str(lost.student)
@@ -241,8 +242,6 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
               regrade: bool = False, only: list[str] = (), progress: bool = True, students: list[str] = ()) -> Path:
     """Grade every student whose results are missing or older than the submission (all with ``regrade``, only
     ``students`` if given); write the nbgrader gradebook if the folder is an nbgrader course; return the grades CSV."""
-    from autograder import gradebook
-
     course_root = submitted_dir(course_dir).parent
     nbgrader = gradebook.nbgrader_settings(course_root) if gradebook.is_nbgrader_course(course_root) else None
     submitted = nbgrader.submitted if nbgrader and nbgrader.submitted.is_dir() else submitted_dir(course_dir)
@@ -272,8 +271,6 @@ def grade_all(course_dir: Path, assignment, config_path: Path, out: Path | None 
 def annotate(jobs: list[Job], assignment, nbgrader=None) -> list[str]:
     """In an nbgrader course, write every student's grade into its gradebook and autograded notebook, and the
     gradebook's lateness (which counts extensions) into results.json. Returns notes for the instructor."""
-    from autograder import gradebook
-
     if nbgrader is None:
         return []
     if not nbgrader.has_gradebook:
@@ -315,8 +312,6 @@ def write_outputs(out: Path, assignment, rows: list[tuple[str, dict]], roster: l
 
 def grades_csv(rows: list[tuple[str, dict]], assignment, roster: list[str] = ()) -> str:
     """One row per student (submitted or on the roster), one column per check id in notebook order."""
-    from autograder.nbgrader_source import check_order
-
     try:
         order = check_order(assignment)
     except Exception:  # noqa: BLE001 - a source notebook the grade cells cannot be placed in: course.toml's order
@@ -364,8 +359,6 @@ def summary(rows: list[tuple[str, dict]]) -> str:
 def rebuild(directory: Path, assignment) -> Path:
     """Grades CSV, summary and class report again from the results.json files of an autograded folder (after a
     batch, or after regrading one student by hand). Returns the grades CSV."""
-    from autograder import gradebook
-
     out = results_dir(directory)
     rows = read_rows(out, assignment)
     if not rows:

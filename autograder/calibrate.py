@@ -79,13 +79,14 @@ class Calibration:
 def _init_worker() -> None:
     for var in THREAD_VARS:
         os.environ[var] = "1"
-    import torch
+    import torch  # lazy: 1.7 s; the calibrating process never trains, its workers do (each imports it once, here)
 
     torch.set_num_threads(1)
 
 
 def variant_functions(path: Path) -> dict:
     """The functions a catalogued variant (a .py file of graded-function definitions) defines."""
+    # lazy: torch costs 1.7 s; only a variant's file needs it in the calibrating process
     import torch
     import torch.nn as nn
     import torch.nn.functional as F

@@ -211,7 +211,7 @@ class Channel:
     def call_keep(self, fn: str, args: list, timeout: float | None = None, back=()) -> tuple[int, Reply]:
         """``fn(*args)`` with the kernel keeping the graph of its tensor result: (the call's id, the reply, whose
         ``grads``, for a one-number result, are the gradients for an upstream 1, checked as ``vjp``'s, else None)."""
-        import torch
+        import torch  # lazy: torch costs 1.7 s, which a grade's start does without (tests/test_startup.py)
 
         reply = self.request({"op": "call", "fn": fn, "args": args, "keep": True, "back": list(back)}, timeout,
                              len(back))
@@ -228,7 +228,7 @@ class Channel:
 
     @staticmethod
     def checked_grads(grads, shapes: list, fn: str) -> list:
-        import torch
+        import torch  # lazy: torch costs 1.7 s, which a grade's start does without (tests/test_startup.py)
 
         if not isinstance(grads, list) or len(grads) != len(shapes):
             raise CallError("Malformed", f"{len(shapes)} gradients expected", function=fn)
@@ -248,7 +248,7 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None, 
     with no gradient. The arguments at the positions ``back`` are written back after the call, as
     ``remote_function`` does.
     """
-    import torch
+    import torch  # lazy: torch costs 1.7 s, which a grade's start does without (tests/test_startup.py)
 
     for a in args:
         if not isinstance(a, torch.Tensor) and nested_grad(a):
@@ -273,7 +273,7 @@ def remote_grad(channel: Channel, fn: str, *args, timeout: float | None = None, 
 
 def nested_grad(value, depth: int = 0) -> bool:
     """Whether a list, tuple or dict holds a tensor that requires grad (at any depth)."""
-    import torch
+    import torch  # lazy: torch costs 1.7 s, which a grade's start does without (tests/test_startup.py)
 
     if isinstance(value, torch.Tensor):
         return value.requires_grad
@@ -292,7 +292,7 @@ def _remote():
     global _REMOTE
     if _REMOTE is not None:
         return _REMOTE
-    import torch
+    import torch  # lazy: torch costs 1.7 s, which a grade's start does without (tests/test_startup.py)
 
     class Remote(torch.autograd.Function):
         """The result of a call already made (``how``): forward returns its value, backward asks for the VJP."""

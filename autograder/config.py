@@ -199,7 +199,7 @@ def content_packages(folder: Path) -> list[Path]:
 
 def load_registry(folder: Path, where: str):
     """Import the content package at ``folder`` (its parent goes on ``sys.path``) and return its ``REGISTRY``."""
-    from gradekit.checks import Registry
+    from gradekit.checks import Registry  # lazy: numpy, 0.13 s, which --help and course.toml's reading do without
 
     if not (folder / "__init__.py").is_file():
         raise ConfigError(f"{where} must name a content package (a folder with __init__.py), got {folder}")

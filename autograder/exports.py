@@ -17,10 +17,14 @@ from dataclasses import dataclass
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from gradekit.plots import base64_png
 
-from autograder import config
+from autograder import config, pins
+from autograder.feedback import STYLE, text
 from autograder.results import Results, write_atomic
+from autograder.teaching import sections
 
 
 # ---------------------------------------------------------------------------------------------------- class report
@@ -100,7 +104,7 @@ h2 { border-bottom: 1px solid #ddd; }
 
 
 def histogram(stats: ClassStats) -> str:
-    import numpy as np
+    # lazy: matplotlib costs 0.4 s; only the class report's figures need it (not gradescope-zip, github-workflow)
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -118,7 +122,7 @@ def histogram(stats: ClassStats) -> str:
 
 
 def pass_rate_bars(stats: ClassStats) -> str:
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # lazy: matplotlib costs 0.4 s, as in histogram
 
     fig = Figure(figsize=(8, 0.45 * len(stats.checks) + 1.2), dpi=100)
     ax = fig.subplots()
@@ -132,8 +136,6 @@ def pass_rate_bars(stats: ClassStats) -> str:
 
 def render_report(stats: ClassStats, sections: str = "") -> str:
     """The class report: self-contained HTML (inline CSS, plots as data URIs), numbers only, no student code."""
-    from autograder.feedback import STYLE, text
-
     scores = list(stats.scores.values())
     n = len(stats.scores) + len(stats.errors)
     head = (f"<header><h1>Class report: {text(stats.title)}</h1><p class='total'>{n} students: "
@@ -169,8 +171,6 @@ def render_report(stats: ClassStats, sections: str = "") -> str:
 
 
 def write_report(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> Path:
-    from autograder.teaching import sections
-
     path = report_path(out, assignment)
     write_atomic(path, render_report(class_stats(rows, assignment), sections(out, assignment, rows, roster)))
     return path
@@ -202,8 +202,6 @@ def render(name: str, values: dict[str, str], shell: Iterable[str] = ()) -> str:
 
 def python_minor() -> str:
     """The one minor Python version pyproject promises (``pins.promised_versions``), e.g. ``3.11``."""
-    from autograder import pins
-
     (version,) = pins.promised_versions()  # one minor version: setup.sh installs exactly that one
     return ".".join(version.split(".")[:2])
 
@@ -211,8 +209,6 @@ def python_minor() -> str:
 # ------------------------------------------------------------------------------------------------ Gradescope zip
 def setup_script(assignment) -> str:
     """setup.sh for ``assignment``, on the Python version pyproject promises."""
-    from autograder import pins
-
     minor = python_minor()
     values = {"PYTHON": minor, "PYTHON_TUPLE": minor.replace(".", ", "), "UV": UV_VERSION,
               "TORCH_INDEX": pins.TORCH_CPU_INDEX, "ASSIGNMENT": assignment.id, "NOTEBOOK": assignment.source.name}
@@ -227,8 +223,6 @@ def run_autograder_script(assignment) -> str:
 def grader_requirements(assignment) -> str:
     """The zip's requirements.txt: what grading ``assignment`` needs, pinned as in the course's lock
     (``pins.grader_requirements``)."""
-    from autograder import pins
-
     return (f"# What grading {assignment.id} needs: the grader's packages and the assignment's student_packages, with "
             "what they need,\n# pinned as in the course's requirements.lock (made by `gradescope-zip`; setup.sh "
             "installs it).\n" + pins.grader_requirements(list(assignment.student_packages),
@@ -296,8 +290,6 @@ def gradescope_zip(config_path: Path, course, assignment, out: Path) -> Path:
 # ------------------------------------------------------------------------------------------ GitHub Actions workflow
 def github_workflow(course, assignment) -> str:
     """``.github/workflows/public-checks.yml`` for a student's repository holding the release folder."""
-    from autograder import pins
-
     timeout = round(assignment.limits.submission_seconds / 60) + 15  # the checks plus installing torch and friends
     return render("github-workflow.yml", {
         "ID": assignment.id, "COURSE": course.id, "TITLE": assignment.title, "TIMEOUT": str(timeout),

@@ -7,22 +7,30 @@ by the check's own driver; the page holds only numbers and the messages already 
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import html
+import io
 import json
 import sys
+import traceback
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PIL import Image
 
 from gradekit import plots
 from gradekit.checks import ConvergenceCheck, ExactCheck, number
 from gradekit.protocol import run_case
 
-from autograder.grade import Report
 from autograder.notebook import reference_functions
-from autograder.results import gradescope, write_atomic
+from autograder.results import Results, error_results, gradescope, write_atomic, write_json, write_junit
 from autograder.sandbox.caches import grader_cache
+
+if TYPE_CHECKING:  # annotations only: a grade's Report, from the module that runs the grade
+    from autograder.grade import Report
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -56,8 +64,6 @@ def render(report: Report, assignment) -> str:
 def render_results(assignment, results: dict) -> str:
     """A plain page from results.json alone (no figures): the page of a submission the grader failed on (its message,
     nothing of the error), or the fallback when the full page could not be drawn."""
-    from autograder.results import Results
-
     results = Results.of(results)
     title = assignment.title if assignment else "Autograder"
     head = (f"<header><h1>{text(title)}</h1><p class='total'>{results.score:g} / {results.max_score:g} points</p>"
@@ -73,10 +79,6 @@ def write_failure(results_path: Path, assignment, exc: BaseException, junit: Pat
     """The last line of defence, once a submission was read and anything of the grader failed: the student still gets
     a results.json and a feedback page (0 for what could not be judged, "the grader failed and the instructor was
     told"); the traceback goes to the instructor's log (stderr), never into what the student reads."""
-    import traceback
-
-    from autograder.results import error_results, write_json, write_junit
-
     print(f"autograder: the grader failed on {results_path}; the student gets an 'Autograder error' result. "
           "Traceback (for the instructor):", file=sys.stderr)
     traceback.print_exception(exc, file=sys.stderr)
@@ -193,7 +195,7 @@ def reference_runs(assignment, name: str) -> dict:
             return json.loads(cache.read_text())
         except (OSError, ValueError):
             pass
-    import torch
+    import torch  # lazy: torch costs 1.7 s; only the reference's runs, when not cached, need it
 
     reference = reference_functions(assignment)
     functions = [reference[f] for f in check.functions]
@@ -221,11 +223,6 @@ DETAILS_SUFFIX = ": details of the wrong cases"
 def compact_png(png_base64: str, colors: int = 64) -> str:
     """The feedback page's figure as a 64-colour PNG: about a quarter of the bytes (a three-panel figure: 116 KB of base64
     becomes 32 KB), the same size on screen."""
-    import base64
-    import io
-
-    from PIL import Image
-
     image = Image.open(io.BytesIO(base64.b64decode(png_base64))).convert("RGB").quantize(colors=colors)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.notebook import checksum, graded_cells
 from autograder.results import Results, write_atomic
@@ -59,9 +61,7 @@ class Settings:
 def nbgrader_settings(course_dir: Path) -> Settings:
     """The course's nbgrader settings, from its ``nbgrader_config.py`` if it has one (as nbgrader reads it when run
     in that folder), else nbgrader's defaults for that folder."""
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
+    from nbgrader.coursedir import CourseDirectory  # lazy: nbgrader costs ~1 s; only nbgrader courses need it
 
     course_dir = Path(course_dir).resolve()
     config = Config()
@@ -86,7 +86,7 @@ def read_timestamp(folder: Path) -> datetime.datetime | None:
     path = Path(folder) / "timestamp.txt"
     if not path.exists():
         return None  # without importing nbgrader: it takes a second or more (its package imports its server)
-    from nbgrader.utils import parse_utc
+    from nbgrader.utils import parse_utc  # lazy: nbgrader costs ~1 s, as the comment above says
 
     try:
         text = path.read_text().strip()
@@ -161,7 +161,7 @@ class GradebookError(RuntimeError):
 
 
 def open_gradebook(settings: Settings):
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook  # lazy: nbgrader costs ~1 s; a grade's annotate does without it
 
     return Gradebook(settings.db_url, settings.course_id)
 
@@ -169,7 +169,7 @@ def open_gradebook(settings: Settings):
 def ensure_cells(gb, assignment) -> None:
     """The assignment's notebook and grade cells in the gradebook, with course.toml's points. Normally
     ``nbgrader generate_assignment`` made them from the release notebook; cells it did not know are added."""
-    from nbgrader.api import MissingEntry
+    from nbgrader.api import MissingEntry  # lazy: nbgrader costs ~1 s; a grade's annotate does without it
 
     try:
         gb.find_assignment(assignment.id)
@@ -200,7 +200,7 @@ def roster(settings: Settings) -> list[str]:
 
 def grade_row(gb, name: str, notebook, assignment, submitted):
     """The Grade of cell ``name`` in a submitted notebook, made if the cell was added after the submission."""
-    from nbgrader.api import Grade, MissingEntry
+    from nbgrader.api import Grade, MissingEntry  # lazy: nbgrader costs ~1 s; a grade's annotate does without it
 
     try:
         return gb.find_grade(name, notebook, assignment.id, submitted.student.id)
@@ -213,7 +213,7 @@ def grade_row(gb, name: str, notebook, assignment, submitted):
 
 def sync_student(gb, assignment, student: str, results: dict, timestamp, notebook_path: Path | None) -> dict | None:
     """Write one student's grade into the gradebook; return the late entry (from the gradebook's lateness)."""
-    from nbgrader.api import Comment, MissingEntry
+    from nbgrader.api import Comment, MissingEntry  # lazy: nbgrader costs ~1 s; not for a grade's annotate
 
     gb.update_or_create_student(student)
     kwargs = {"timestamp": timestamp} if timestamp else {}

@@ -107,7 +107,7 @@ def cell_source(nb, grade_id: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _reference(path: str, mtime: float, setup_cell: str, names: tuple[str, ...]) -> dict:
-    import matplotlib
+    import matplotlib  # lazy: 0.6 s that a grade's start does without; only the reference's setup cell needs it
 
     matplotlib.use("Agg")
     nb = nbformat.read(path, as_version=4)

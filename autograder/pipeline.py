@@ -7,13 +7,14 @@ protocol, so the caller prints the outcome.
 A grade's critical path is the kernel's start and then its setup cell, while the grader prepares the reference: what
 looks at the submission and writes the results (results, feedback, gradebook) is imported once the kernel is
 starting, not at this module's top (``tests/test_startup.py``); and ``--help`` imports this module for ``ExitCode``,
-so the grader's modules are imported by the functions that use them.
+so the grader's modules (the sandbox's too: 50 ms) are imported by the functions that use them.
 """
 
 from __future__ import annotations
 
 import enum
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +73,12 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
     kernel is closed before returning."""
     submission = Path(submission)
     if assignment is None:
-        from autograder.notebook import AssignmentUnknown
+        from autograder.notebook import AssignmentUnknown  # lazy: nbformat and jsonschema (~0.13 s); not for --help
 
         try:
             assignment = which_assignment(course, submission)
         except AssignmentUnknown as exc:  # never another assignment's grade: 0, and the message
-            from autograder.results import unknown_assignment_results
+            from autograder.results import unknown_assignment_results  # lazy: results (20 ms), as in write_results
 
             return Outcome(ExitCode.OK, None, write_results(output, unknown_assignment_results(str(exc)), None),
                            f"not graded: {exc}")
@@ -103,13 +104,11 @@ def grade_submission(course, submission: Path, assignment, grader, output: Outpu
 def start(grader, assignment):
     """The grader (made if given as a function) and its kernel, starting in its thread from now on. The sandbox's
     probe, which mostly waits for bwrap, runs meanwhile the grader's modules are imported (cached for the start)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from autograder import sandbox
+    from autograder import sandbox  # lazy: 50 ms that --help does without (it imports this module for ExitCode)
 
     with ThreadPoolExecutor(1) as probing:  # had the probe raised, it would raise again at the kernel's start
         probing.submit(sandbox.probe)
-        import autograder.grade  # noqa: F401 - the kernel's modules, while the probe waits
+        import autograder.grade  # noqa: F401 - lazy: the kernel's modules (~0.4 s), imported while the probe waits
     if callable(grader) and not hasattr(grader, "grade"):
         grader = grader(assignment)
     return grader, grader.kernel()
@@ -118,6 +117,7 @@ def start(grader, assignment):
 def graded(course, submission: Path, assignment, grader, kernel, output: Output, progress: bool) -> Outcome:
     """Intake (a folder's notebook by the one rule, refused if plainly another assignment's), the grade in ``kernel``
     (which stops it), annotated and written."""
+    # lazy: after the kernel's launch (tests/test_startup.py), and not for --help (grade 0.4 s, gradebook 0.2 s)
     from autograder.grade import not_graded
     from autograder.gradebook import annotate
     from autograder.notebook import SubmissionError, check_assignment, submitted_notebook
@@ -131,7 +131,7 @@ def graded(course, submission: Path, assignment, grader, kernel, output: Output,
         report = not_graded(submission, assignment, str(exc), grader.only)
     written = [output.results]
     if output.gradescope:  # the feedback page goes into results.json; JUnit stays one testcase per check
-        from autograder.feedback import gradescope_html
+        from autograder.feedback import gradescope_html  # lazy: after the launch, as above (feedback ~0.07 s)
 
         write_json(output.results, annotate(gradescope_html(report, assignment, figures=output.page),
                                             Path(report.submission), assignment))
@@ -147,6 +147,7 @@ def graded(course, submission: Path, assignment, grader, kernel, output: Output,
 def write_grade(report, assignment, results: Path, page: bool = True) -> Path | None:
     """results.json (with the late flag and reflection answers) and, with ``page``, feedback.html beside it; returns
     the page if written. A page that cannot be drawn never costs the grade: a plain page from results.json instead."""
+    # lazy: after the kernel's launch (tests/test_startup.py: feedback, gradebook, results ~0.15 s); not for --help
     from autograder import feedback
     from autograder.gradebook import annotate
     from autograder.results import gradescope, write_atomic, write_json
@@ -166,6 +167,7 @@ def write_grade(report, assignment, results: Path, page: bool = True) -> Path | 
 
 def write_results(output: Output, results: dict, assignment) -> tuple[Path, ...]:
     """results.json, and the JUnit XML if asked for."""
+    # lazy: results (20 ms) comes after the kernel's launch (tests/test_startup.py), not at the top
     from autograder.results import write_json, write_junit
 
     write_json(output.results, results)
@@ -177,8 +179,8 @@ def write_results(output: Output, results: dict, assignment) -> tuple[Path, ...]
 def failed(output: Output, assignment, exc: Exception) -> Outcome:
     """The last line of defence: results.json, JUnit and a feedback page saying the grader failed (the traceback on
     stderr, for the instructor). Below min_isolation no student code was run: exit 3; otherwise 1."""
-    from autograder.feedback import write_failure
-    from autograder.sandbox import IsolationError
+    from autograder.feedback import write_failure  # lazy: nbformat, numpy (~0.3 s), after the launch; not for --help
+    from autograder.sandbox import IsolationError  # lazy: 50 ms that --help does without, as in start
 
     write_failure(output.results, assignment, exc, output.junit)
     written = (output.results, output.results.parent / "feedback.html") + ((output.junit,) if output.junit else ())
@@ -190,6 +192,7 @@ def failed(output: Output, assignment, exc: Exception) -> Outcome:
 def which_assignment(course, submission: Path):
     """The assignment ``submission`` (a notebook, or a folder of them) is for: the one its notebooks are for
     (``notebook.detect_assignment``). Raises AssignmentUnknown."""
+    # lazy: notebook imports nbformat and jsonschema (~0.13 s), which --help does without
     from autograder.notebook import AssignmentUnknown, detect_assignment, notebooks_in
 
     if not submission.is_dir():

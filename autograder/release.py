@@ -28,7 +28,10 @@ import nbformat
 from gradekit import checks
 from gradekit.protocol import plain
 
+from autograder import pins
 from autograder.config import KIT
+from autograder.feedback import reference_runs, reference_runs_key
+from autograder.gradebook import nbgrader_settings
 from autograder.nbgrader_source import write_nbgrader_source
 from autograder.notebook import cell_source, graded_cells
 from autograder.reference import reference
@@ -88,8 +91,6 @@ def student_requirements(assignment) -> str:
     """The release's ``requirements.txt``: the packages course.toml lists for students (``student_packages``) and what
     they need, pinned as in the course's ``requirements.lock`` (``pins.student_requirements``); nothing of the
     grader's own (no nbgrader)."""
-    from autograder import pins
-
     try:
         pinned = pins.student_requirements(list(assignment.student_packages), assignment.root / "requirements.lock")
     except KeyError as exc:
@@ -102,8 +103,6 @@ def record_public(assignment) -> dict:
     """What the public checks need from the reference, as recorded values: for each exactness check its fixed
     cases, the reference's answers and the known mistakes' answers; for the other checks their cases and answers
     or, for behaviour checks, the reference's learning curves (the same ones the feedback page draws)."""
-    from autograder.feedback import reference_runs, reference_runs_key
-
     expected = reference(assignment)
     entries = []
     for check in (c for c in assignment.checks if c.public):
@@ -218,8 +217,6 @@ def is_stale(course, assignment) -> list[str]:
 def write_course_source(course, assignment, course_dir: Path) -> Path:
     """``source/<assignment>/`` of an nbgrader course: the nbgrader notebook and every other file of our release (the
     public checks), so the instructor's own ``nbgrader generate_assignment`` makes the same release."""
-    from autograder.gradebook import nbgrader_settings
-
     settings = nbgrader_settings(Path(course_dir))
     target = Path(settings.root) / "source" / assignment.id
     with tempfile.TemporaryDirectory() as tmp:

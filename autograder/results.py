@@ -16,8 +16,10 @@ import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from autograder.grade import Report
+if TYPE_CHECKING:  # annotations only: a grade's Report, from the module that runs the grade
+    from autograder.grade import Report
 
 
 FIGURE_DATA = ("runs", "feedback_runs")  # learning curves drawn in feedback.html; too long for results.json

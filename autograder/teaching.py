@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from autograder.feedback import text
 from autograder.results import Results
 
 
@@ -31,8 +32,6 @@ def mistakes(rows: list[tuple[str, dict]], assignment) -> dict[str, Counter]:
 
 
 def sections(out: Path, assignment, rows: list[tuple[str, dict]], roster: list[str] = ()) -> str:
-    from autograder.feedback import text
-
     parts = []
     named = mistakes(rows, assignment)
     order = [check.name for check in assignment.checks]

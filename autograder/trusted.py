@@ -59,7 +59,7 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
 def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int, dict]], limit: float,
            out: int) -> None:
     """In a forked copy of the grader: run ``cases`` (index, case) in order on one connection, write each answer."""
-    import torch
+    import torch  # lazy: 1.7 s a grade's start does without (tests/test_startup.py); preloaded before the fork
 
     sys.stdout = sys.stderr = io.StringIO()  # the grader's streams are not this copy's to write to
     torch.set_num_threads(1)  # a forked torch forgets the parent's setting
