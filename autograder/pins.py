@@ -24,9 +24,8 @@ import tomllib
 from importlib.metadata import PackageNotFoundError, requires
 from pathlib import Path
 
-from packaging.markers import Marker
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
+# packaging is imported where it is used (lazy): `make` runs `python -m autograder.pins uv-args` in the bare venv of
+# its install step, before the lock (and so packaging) is installed (tests/test_pins.py runs it there).
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
@@ -43,6 +42,8 @@ def promised_versions(spec: str | None = None) -> list[str]:
     """The first release (X.Y.0) of every Python 3 minor version ``spec`` admits: where Requires-Python floors bite.
 
     Raises ValueError for a range without an upper bound: a promise that cannot be checked."""
+    from packaging.specifiers import SpecifierSet  # lazy: see the imports
+
     specifiers = SpecifierSet(spec or requires_python())
     versions = [f"3.{minor}.0" for minor in range(0, 100) if f"3.{minor}.0" in specifiers]
     if not versions or "3.99.0" in specifiers:
@@ -67,6 +68,8 @@ def applies(line: str, environment: dict | None = None) -> bool:
     marker = line.split("#")[0].partition(";")[2].strip()
     if not marker:
         return True
+    from packaging.markers import Marker  # lazy: see the imports
+
     return Marker(marker).evaluate(dict(environment or {}))
 
 
@@ -138,6 +141,8 @@ def grader_requirements(student_packages: list[str], lock: Path = LOCK) -> str:
 
 def dependency_closure(top_level: list[str], environment: dict, pins: dict[str, str]) -> set[str]:
     """``top_level`` and what they need where ``environment``'s markers hold, from the installed metadata."""
+    from packaging.requirements import Requirement  # lazy: see the imports
+
     wanted, todo = set(), [normalise(name) for name in top_level]
     while todo:
         name = todo.pop()

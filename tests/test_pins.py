@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -215,14 +216,21 @@ def test_uv_looks_where_pip_is_configured_to_look():
 def test_uv_resolves_the_lock_from_where_pip_looks(tmp_path):
     """`make` installs the lock with uv, which reads no pip.conf: with `pins.uv_args` (pip's find-links and indexes)
     it resolves every pin, torch's CPU build included, which here only pip's find-links folder holds (a dry run into
-    an empty venv: nothing is installed). The uv that `make` put in the venv, else one on PATH."""
+    an empty venv: nothing is installed). The uv that `make` put in the venv, else one on PATH. The arguments come
+    as `make` gets them: `python -m autograder.pins uv-args` run by a bare venv's python (only pip in it), before
+    anything is installed. (Before: pins imported packaging at its top and a fresh clone's `make` stopped there.)"""
     uv = Path(sys.executable).parent / "uv"
     uv = str(uv) if uv.exists() else shutil.which("uv")
     if uv is None:
         pytest.skip("no uv here (`make` installs it into .venv)")
-    subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(tmp_path / "venv")], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    made = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-m", "autograder.pins", "uv-args"], cwd=pins.ROOT,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert shlex.split(made.stdout) == pins.uv_args()
     proc = subprocess.run([uv, "pip", "install", "--dry-run", "--python", str(tmp_path / "venv" / "bin" / "python"),
-                           "-r", str(pins.LOCK), *pins.uv_args()], capture_output=True, text=True, timeout=600,
+                           "-r", str(pins.LOCK), *shlex.split(made.stdout)], capture_output=True, text=True, timeout=600,
                           env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "cache")})
     if proc.returncode != 0 and "dns error" in proc.stderr and "pypi.org" in proc.stderr:
         pytest.skip("PyPI cannot be reached")
