@@ -508,6 +508,9 @@ def fresh_clone(args, installer: str | None = None) -> dict:
     print(f"fresh clone of {ROOT} (HEAD {head.stdout.strip()}; uncommitted changes are not in it) into {dest}; "
           + (f"cache of the reference's curves: {tempfile.gettempdir()}/autograder-cache-<uid> as it is on this machine"
              if tmp is None else f"TMPDIR {tmp}, so no cache of the reference's curves (as on a new machine)"))
+    dest.chmod(0o755)  # mkdtemp's 0700 would keep the kernel's own uid out of the venv, unlike a clone in /work
+    if tmp:
+        tmp.chmod(0o1777)  # as /tmp: the sandbox stages a kernel's folder there, reached by the kernel's uid
     caches = Path(tempfile.mkdtemp(prefix="fresh-caches-", dir="/tmp"))
     env = dict(os.environ, **THREADS, PYTHONUNBUFFERED="1", **({"TMPDIR": str(tmp)} if tmp else {}),
                PIP_CACHE_DIR=str(caches / "pip"), UV_CACHE_DIR=str(caches / "uv"))
