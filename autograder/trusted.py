@@ -24,7 +24,7 @@ import sys
 import time
 
 from gradekit.drivers import ContractError
-from gradekit.protocol import driver_function, plain
+from gradekit.protocol import driver_function, loop_error, plain
 
 from autograder.channel import CallError, Channel, remote_function
 from autograder.gate import clean_data
@@ -53,7 +53,7 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
         cause = exc.__context__ if isinstance(exc.__context__, CallError) else None
         if cause is not None:  # a CallError inside torch's backward comes out wrapped
             return {"error": cause.as_dict() | {"kind": cause.kind}}
-        return {"error": {"type": type(exc).__name__, "message": str(exc)[:500], "where": "", "function": ""}}
+        return {"error": loop_error(exc)}
 
 
 def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int, dict]], limit: float,

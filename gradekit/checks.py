@@ -81,6 +81,26 @@ def describe_error(function: str, error: dict) -> str:
     return f"`{function}` raised {error['type']}{where}: {error['message']}"
 
 
+DIVERGED_HINT = ("Training diverged: look at the sign and the scale of what your functions return (a sum where a mean "
+                 "is expected, or a large factor, can make the loss or its gradient overflow to infinity) and at "
+                 "values that are not finite numbers, e.g. NaN or −inf from the log of 0.")
+
+
+def describe_divergence(functions: tuple[str, ...], error: dict, hint: str = DIVERGED_HINT) -> str:
+    """The loop's own error when training with the student's ``functions`` diverged (``error["loop"] ==
+    "diverged"``, ``gradekit.protocol.loop_error``): the loop stopped, not their functions, which raised nothing."""
+    names = [f"`{f}`" for f in functions]
+    both = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    either = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+    if error["type"] == "Diverged":  # the driver's own words: which values, after how many updates
+        reason = error["message"]
+    else:  # torch's, e.g. torch.multinomial refusing to sample from them
+        reason = (f"its values stopped being finite numbers, inf or NaN (the loop's own {error['type']}: "
+                  f"{error['message']})")
+    return (f"The training loop stopped, not your {either} ({'it' if len(names) == 1 else 'they'} raised no error): "
+            f"while the loop trained with your {both}, {reason}, so it could not go on. {hint}")
+
+
 def fmt(value) -> str:
     """Short, readable numbers for feedback."""
     array = np.asarray(value, dtype=float)
@@ -155,8 +175,13 @@ class Check:
             return self.result(False, self.describe(errors[0]))
         return None
 
+    diverged_hint: ClassVar[str] = DIVERGED_HINT  # what to look at when training with the functions diverged
+
     def describe(self, error: dict) -> str:
-        """The error in words, naming the graded function it came from (or all this check exercises)."""
+        """The error in words, naming the graded function it came from (or all this check exercises); the loop's own
+        error when training with them diverged, as such (not as an error of theirs)."""
+        if error.get("loop") == "diverged":
+            return describe_divergence(self.functions, error, self.diverged_hint)
         function = error.get("function")
         return describe_error(function if function in self.functions else " / ".join(self.functions), error)
 

@@ -1,7 +1,7 @@
 """The grader's side of an experiment (``autograder.trusted``): drivers run in forked workers of the grader, the
 student's functions answer from a process that serves them (here a plain subprocess serving ``gradekit.channel``,
 each connection from a copy of itself, as a grading kernel does). What a case's answer is when the function hangs,
-exits or is missing, and when nothing serves at all."""
+exits or is missing, when the loop's own values stop being finite numbers, and when nothing serves at all."""
 
 import os
 import signal
@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+
+from gradekit.checks import describe_error
 
 from autograder import trusted
 from autograder.config import ROOT
@@ -39,6 +41,14 @@ def grow(table):
     return table["n"]
 
 
+def overflow(x):
+    return [v * 1e39 for v in x]
+
+
+def refuse(x):
+    raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+
+
 gradekit.channel.serve(globals(), {path!r}, background=False, fork=True)
 '''
 
@@ -46,6 +56,13 @@ gradekit.channel.serve(globals(), {path!r}, background=False, fork=True)
 def apply(fn, case):
     """A driver: the function on the case's input; the loop's own record of what it gave."""
     return {"got": fn(list(case["x"]))}
+
+
+def sample(fn, case):
+    """A driver sampling an action from what the function gave, as a training loop samples from a policy."""
+    import torch
+
+    return {"action": int(torch.multinomial(torch.tensor(fn(list(case["x"])), dtype=torch.float32), 1))}
 
 
 def count_twice(fn, case):
@@ -108,3 +125,19 @@ def test_nothing_serving_is_a_dead_kernel(tmp_path):
     status, answers = trusted.run(str(tmp_path / "none.sock"), apply, ["double"], [{"x": [1.0]}], 1, start + 30)
     assert status == "died" and answers[0]["error"]["type"] == "KernelGone"
     assert time.monotonic() - start < 15
+
+
+def test_the_loops_own_error_on_values_that_are_not_finite_is_not_the_functions(served, assignment):
+    """Values that overflow float32 in the loop: torch.multinomial raises in the grader's worker, not in the function,
+    and the check says the loop stopped; the function's own exception, in the same words, is still the function's."""
+    status, answers = trusted.run(served, sample, ["overflow"], [{"x": [1.0, 2.0]}], 1,
+                                  time.monotonic() + 30)
+    error = answers[0]["error"]
+    assert status == "ok" and error["function"] == "" and error.get("loop") == "diverged", error
+    text = assignment.check("bandit_network_learns").describe(error)
+    assert text.startswith("The training loop stopped, not your `pg_loss` (it raised no error)") and \
+        "`pg_loss` raised" not in text, text
+    _, answers = trusted.run(served, sample, ["refuse"], [{"x": [1.0]}], 1, time.monotonic() + 30)
+    error = answers[0]["error"]
+    assert error["function"] == "refuse" and "loop" not in error and error["where"].startswith("line ")
+    assert describe_error("refuse", error).startswith("`refuse` raised RuntimeError at line ")

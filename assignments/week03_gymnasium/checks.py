@@ -186,6 +186,10 @@ class GymReinforceLearns(ConvergenceCheck):
     n_envs: int = 8
     max_steps: int = 300_000
     max_episodes: int = 10_000
+    diverged_hint: ClassVar[str] = (
+        "Training diverged: look at the sign and the scale of your batch loss (a large factor can make it or its "
+        "gradient overflow to infinity), at a division by a standard deviation of 0 when you normalise the returns, "
+        "and at NaN or −inf in your log-probabilities (the log of 0).")
 
     def __post_init__(self):
         super().__post_init__()

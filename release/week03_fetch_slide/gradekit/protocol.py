@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -41,7 +42,10 @@ def run_case(driver, functions: list, case: dict) -> dict:
     except ContractError as exc:
         return {"error": {"type": "ContractError", "message": str(exc), "where": ""}}
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - anything the student's code raises is data
-        return {"error": describe(exc, Path(sys.modules[run.__module__].__file__).parent)}
+        error = describe(exc, Path(sys.modules[run.__module__].__file__).parent)
+        if not error["function"] and diverged(exc):  # no line of the student's: the loop's own error, as the grader's
+            error = loop_error(exc)
+        return {"error": error}
 
 
 def describe(exc: BaseException, drivers: Path | None = None) -> dict:
@@ -52,6 +56,27 @@ def describe(exc: BaseException, drivers: Path | None = None) -> dict:
     where = f"line {frames[-1].lineno}: {(frames[-1].line or '').strip()}" if frames else ""
     return {"type": type(exc).__name__, "message": str(exc)[:500], "where": where,
             "function": frames[-1].name if frames else ""}
+
+
+NON_FINITE = re.compile(r"\b(inf|nan)\b", re.IGNORECASE)  # torch's words for values that are not finite numbers
+
+
+def diverged(exc: BaseException) -> bool:
+    """True if the loop (not the student's code) stopped because its own values stopped being finite numbers: a
+    driver's ``Diverged``, or torch refusing to sample from them (``torch.multinomial``: "probability tensor contains
+    either `inf`, `nan` or element < 0"; a distribution's "found invalid values: tensor([nan, ...])")."""
+    from gradekit.drivers import Diverged
+
+    return isinstance(exc, Diverged) or (isinstance(exc, (RuntimeError, ValueError))
+                                         and NON_FINITE.search(str(exc)) is not None)
+
+
+def loop_error(exc: BaseException) -> dict:
+    """The loop's own error, raised by no code of the student's, on values their functions returned: the shape of
+    ``describe``, with ``function`` empty, and ``"loop": "diverged"`` when training diverged (``diverged``), which the
+    checks say in words of their own (``gradekit.checks.describe_divergence``) instead of "`f` raised"."""
+    error = {"type": type(exc).__name__, "message": str(exc)[:500], "where": "", "function": ""}
+    return error | {"loop": "diverged"} if diverged(exc) else error
 
 
 def plain(value):

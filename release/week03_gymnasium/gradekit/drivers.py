@@ -22,6 +22,24 @@ class ContractError(Exception):
     """The student's function returned something the contract does not allow (wrong type, shape, no gradient)."""
 
 
+class Diverged(Exception):
+    """The loop's own values (a network's parameters, a policy's probabilities) stopped being finite numbers while it
+    trained with the student's functions, so the run cannot go on. Not the student's exception, nor a broken contract:
+    the functions returned values of the right kind, and training with them diverged. The message says which values
+    and when, as a clause of the feedback's sentence (``finite``)."""
+
+
+def finite(values, what: str, updates: int):
+    """``values`` (a tensor) if all of them are finite numbers, else ``Diverged``: "``what`` stopped being finite
+    numbers (inf or NaN) after ``updates`` updates"."""
+    import torch
+
+    if not bool(torch.isfinite(values).all()):
+        raise Diverged(f"{what} stopped being finite numbers (inf or NaN) after {updates} "
+                       f"update{'' if updates == 1 else 's'}")
+    return values
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy and torch: the only place the grader seeds anything."""
     import torch

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gradekit.drivers import Adam, ContractError, as_vector, scalar_loss, seed_everything
+from gradekit.drivers import Adam, ContractError, as_vector, finite, scalar_loss, seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -151,6 +151,8 @@ def train_reinforce(env_id: str, policy: nn.Module, log_prob_fn, returns_fn, los
             active = still
         steps += batch_steps
         update(policy, optimiser, log_prob_fn, loss_fn, batch_obs, batch_actions, batch_returns)
+        finite(torch.cat([p.detach().ravel() for p in policy.parameters()]), "the policy's parameters",
+               len(progress) + 1)
         progress.append((steps, float(np.mean(episode_returns[-case["window"]:]))))
         if len(episode_returns) >= case["window"] and progress[-1][1] >= case["target"]:
             break

@@ -338,6 +338,9 @@ class BanditNetworkLearns(BanditTableLearns):
     title: ClassVar[str] = "pg_loss trains the policy network on the bandit"
     functions: ClassVar[tuple[str, ...]] = ("pg_loss",)
     driver: ClassVar = staticmethod(drivers.bandit_network_run)
+    diverged_hint: ClassVar[str] = (
+        "Training diverged: look at the sign and the scale of your loss (a large factor can make it or its gradient "
+        "overflow to infinity) and at NaN or −inf from the log of a probability of 0.")
     lr: float = 1.0
     steps: int = 100
 
@@ -350,6 +353,10 @@ class ChainReinforceLearns(ConvergenceCheck):
     metric_name: ClassVar[str] = "mean return of the last 50 episodes (best possible 0.90)"
     curve: ClassVar[str] = "episode_returns"
     view: ClassVar = staticmethod(views.chain_views)
+    diverged_hint: ClassVar[str] = (
+        "Training diverged: look at the sign and the scale of your loss and of the returns it weights (a sum where a "
+        "mean is expected, or a large factor, can make the loss or its gradient overflow to infinity) and at NaN or "
+        "−inf from the log of a probability of 0.")
     kept: ClassVar[tuple[str, ...]] = ("episode_returns", "losses")
     gamma: float = 0.6
     lr: float = 0.01
