@@ -23,10 +23,10 @@ class ContractError(Exception):
 
 
 class Diverged(Exception):
-    """The loop's own values (a network's parameters, a policy's probabilities) stopped being finite numbers while it
-    trained with the student's functions, so the run cannot go on. Not the student's exception, nor a broken contract:
-    the functions returned values of the right kind, and training with them diverged. The message says which values
-    and when, as a clause of the feedback's sentence (``finite``)."""
+    """The loop's own values (a network's parameters, the probabilities it samples from) stopped being finite
+    numbers while it trained with the student's functions, so the run cannot go on. Not the student's exception, nor a
+    broken contract: the functions returned values of the right kind, and training with them diverged. The message
+    says which values and when, as a clause of the feedback's sentence (``finite``)."""
 
 
 def finite(values, what: str, updates: int):
