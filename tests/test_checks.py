@@ -63,3 +63,21 @@ def test_the_drivers_adam_is_torch_optims_to_the_last_bit(decoupled):
         losses[1].backward()
         optimiser.step()
         assert all(torch.equal(a, b) for a, b in zip(ours.parameters(), theirs.parameters())), step
+
+
+def test_returns_without_variance_are_named_not_the_baseline(assignment):
+    """A run whose returns G_t are all the same (a discounted_returns that returns zeros) has no variance for a baseline
+    to lower: the ratio is +∞ and the hint says so, rather than that the baseline did not take enough out."""
+    check = assignment.check("chain_baseline_learns")
+    run = {"episode_returns": [0.0] * 60, "losses": [0.0] * 60}
+    flat = run | {"weights": {"plain": {"n": 40, "sum": 0.0, "sumsq": 0.0}, "baselined": {"n": 40, "sum": -2.0,
+                                                                                         "sumsq": 1.0}}}
+    weak = run | {"weights": {"plain": {"n": 40, "sum": 40.0, "sumsq": 80.0}, "baselined": {"n": 40, "sum": 20.0,
+                                                                                          "sumsq": 40.0}}}
+    hints = {}
+    for name, data in (("flat", flat), ("weak", weak)):
+        outcomes = check.outcomes([{"ok": data}] * 2)
+        assert not any(o["passed"] for o in outcomes)
+        hints[name] = check.hint(outcomes)
+    assert "no variance at all" in hints["flat"] and "`discounted_returns`" in hints["flat"]
+    assert "did not take enough" in hints["weak"] and "no variance" not in hints["weak"]

@@ -425,6 +425,9 @@ class ChainBaselineLearns(ChainReinforceLearns):
                                           self.max_ratio)]
 
     def hint(self, outcomes):
+        if any(c["value"] == math.inf for o in outcomes for c in o["criteria"][1:]):
+            return ("The returns G_t of a run had no variance at all (every G_t the same: are your discounted returns "
+                    "all zero, or constant?), so no baseline can lower it: check `discounted_returns` first.")
         if any(not c["passed"] for o in outcomes for c in o["criteria"][1:]):
             return ("Your baseline did not take enough of the returns' variance out: b_t must be the value V(s_t) of "
                     "the state of step t, read from the table before this episode updates it, and each V(s) must move "
