@@ -245,7 +245,7 @@ def build_parser(course=None) -> argparse.ArgumentParser:
                                      epilog="exit codes (every command):\n" + ExitCode.table())
     parser.add_argument("--config", default=str(config.DEFAULT_CONFIG), help="course.toml (default: the repo's)")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="regenerate the release, grade the reference and the blank release")
+    demo = sub.add_parser("demo", help="grade the reference, regenerate the release, grade the blank release")
     demo.add_argument("--out", help="folder for the results.json files (default: a temporary folder)")
     sub.add_parser("release", help="generate release/ from source/ with nbgrader")
     grade = sub.add_parser("grade", help="grade one submission notebook; exits 0 whenever a grade was written")
