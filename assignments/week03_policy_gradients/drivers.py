@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradekit.drivers import Adam, ContractError, as_vector, build_network, finite, scalar_loss, seed_everything
+from gradekit.drivers import Adam, ContractError, as_vector, build_network, sample, scalar_loss, seed_everything
 
 
 IN_PLACE = {"policy_gradient_update": (0,), "state_value_baseline": (2,)}
@@ -176,7 +176,7 @@ def bandit_network_run(fn, case: dict) -> dict:
     probs, rewards = [], []
     for step in range(case["steps"]):
         policy = F.softmax(net(torch.tensor([float(state)])), dim=0)
-        action = int(torch.multinomial(finite(policy.detach(), "the policy's probabilities", step), 1))
+        action = sample(policy.detach(), "the policy's probabilities", step)
         state, reward, _, _, _ = env.step(action)
         optimiser.update(scalar_loss(fn(policy, action, reward), "the network's parameters"))
         with torch.no_grad():
@@ -217,7 +217,7 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
         states, log_probs, rewards, done = [], [], [], False
         while not done:
             probs = F.softmax(net(torch.tensor([float(state)])), dim=-1)
-            action = int(torch.multinomial(finite(probs.detach(), "the policy's probabilities", episode), 1))
+            action = sample(probs.detach(), "the policy's probabilities", episode)
             states.append(int(state))
             log_probs.append(torch.log(probs[action]))
             state, reward, terminated, truncated, _ = env.step(action)

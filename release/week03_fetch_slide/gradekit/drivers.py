@@ -40,6 +40,18 @@ def finite(values, what: str, updates: int):
     return values
 
 
+def sample(probs, what: str, updates: int) -> int:
+    """An action drawn from ``probs`` (``torch.multinomial(probs, 1)``); when torch refuses because they are no longer
+    finite numbers, ``Diverged`` (``finite``). Checked only then: nothing is added to a run that goes on."""
+    import torch
+
+    try:
+        return int(torch.multinomial(probs, 1))
+    except RuntimeError:
+        finite(probs, what, updates)
+        raise
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, numpy and torch: the only place the grader seeds anything."""
     import torch
