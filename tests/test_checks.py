@@ -81,3 +81,71 @@ def test_returns_without_variance_are_named_not_the_baseline(assignment):
         hints[name] = check.hint(outcomes)
     assert "no variance at all" in hints["flat"] and "`discounted_returns`" in hints["flat"]
     assert "did not take enough" in hints["weak"] and "no variance" not in hints["weak"]
+
+
+def step_by_step_chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
+    """The lecture's chain loop as the notebook writes it: the network's forward pass at every step."""
+    import torch
+    import torch.nn.functional as F
+
+    from assignments.week03_policy_gradients.envs import ChainEnv
+    from gradekit.drivers import Adam, build_network, seed_everything
+
+    seed_everything(case["seed"])
+    env = ChainEnv(max_steps=case["max_steps"])
+    net = build_network([1, 3])
+    optimiser = Adam(net.parameters(), lr=case["lr"], decoupled=True)
+    table, episode_returns, losses, ratio = {}, [], [], {"plain": 0.0, "baselined": 0.0}
+    for episode in range(case["episodes"]):
+        state, _ = env.reset(seed=case["seed"] * 100_000 + episode)
+        states, log_probs, rewards, done = [], [], [], False
+        while not done:
+            probs = F.softmax(net(torch.tensor([float(state)])), dim=-1)
+            action = int(torch.multinomial(probs.detach(), 1))
+            states.append(state)
+            log_probs.append(torch.log(probs[action]))
+            state, reward, terminated, truncated, _ = env.step(action)
+            rewards.append(reward)
+            done = terminated or truncated
+        returns = torch.tensor(returns_fn(rewards, case["gamma"]), dtype=torch.float32)
+        if baseline_fn is None:
+            loss = loss_fn(torch.stack(log_probs), returns)
+        else:
+            baseline = torch.as_tensor(baseline_fn(states, returns.clone(), table, case["baseline_step"]),
+                                       dtype=torch.float64)
+            loss = loss_fn(torch.stack(log_probs), returns, baseline.float())
+            ratio["plain"] += float((returns.double() ** 2).sum())
+            ratio["baselined"] += float(((returns.double() - baseline) ** 2).sum())
+        optimiser.update(loss)
+        episode_returns.append(float(sum(rewards)))
+        losses.append(float(loss.detach()))
+    return {"episode_returns": episode_returns, "losses": losses, "sumsq": ratio}
+
+
+@pytest.mark.parametrize("loss", ["reference", "sign_flipped"])
+@pytest.mark.parametrize("driver", ["chain_reinforce_run", "chain_baseline_run"])
+def test_the_chain_loop_draws_the_lectures_episodes(assignment, driver, loss):
+    """The chain's driver computes the policy once an episode (it is updated once an episode), not at every step as the
+    lecture's loop does: the same actions drawn, so the same episodes, returns and baseline weights, and the same losses
+    but for float rounding in the backward pass (a sum over steps taken in another order). A policy that wanders (the
+    sign flipped: 100-step episodes) is where a step-by-step loop spent its time."""
+    from assignments.week03_policy_gradients import drivers
+    from autograder.notebook import reference_functions
+
+    reference = reference_functions(assignment)
+    returns_fn, baseline_fn = reference["discounted_returns"], reference["state_value_baseline"]
+    loss_fn = reference["reinforce_loss"]
+    if loss == "sign_flipped":
+        loss_fn = lambda *args: -reference["reinforce_loss"](*args)  # noqa: E731
+    check = assignment.check(driver.replace("_run", "_learns"))
+    case = check.cases(None)[0] | {"episodes": 150}
+    functions = (returns_fn, loss_fn) if driver == "chain_reinforce_run" else (returns_fn, loss_fn, baseline_fn)
+    ours = getattr(drivers, driver)(*functions, dict(case))
+    lecture = step_by_step_chain_run(returns_fn, loss_fn, None if len(functions) == 2 else baseline_fn, dict(case))
+    assert ours["episode_returns"] == lecture["episode_returns"]
+    assert ours["losses"] == pytest.approx(lecture["losses"], rel=1e-4, abs=1e-6)
+    if "weights" in ours:
+        for key in ("plain", "baselined"):
+            assert ours["weights"][key]["sumsq"] == pytest.approx(lecture["sumsq"][key], rel=1e-9)
+    if loss == "sign_flipped":
+        assert sum(len(str(r)) for r in lecture["episode_returns"]) and min(lecture["episode_returns"]) < -4

@@ -212,26 +212,32 @@ def chain_run(returns_fn, loss_fn, baseline_fn, case: dict) -> dict:
     table: dict = {}
     episode_returns, losses = [], []
     weights = {key: {"n": 0, "sum": 0.0, "sumsq": 0.0} for key in ("plain", "baselined")}
+    positions = torch.tensor([[-1.0], [0.0], [1.0]])  # the network's input in each state (row = position + 1)
     for episode in range(case["episodes"]):
         state, _ = env.reset(seed=case["seed"] * 100_000 + episode)
-        states, log_probs, rewards, done = [], [], [], False
+        # One update per episode: within an episode the policy is fixed, so its probabilities in the three states are
+        # computed once (the same values, the same actions drawn), not once a step: a policy that wanders for 100
+        # steps cost 3-4x more (tests/test_checks.py: the same returns as the step-by-step loop).
+        policy = F.softmax(net(positions), dim=-1)
+        rows = policy.detach().unbind()
+        states, actions, rewards, done = [], [], [], False
         while not done:
-            probs = F.softmax(net(torch.tensor([float(state)])), dim=-1)
-            action = sample(probs.detach(), "the policy's probabilities", episode)
+            action = sample(rows[state + 1], "the policy's probabilities", episode)
             states.append(int(state))
-            log_probs.append(torch.log(probs[action]))
+            actions.append(action)
             state, reward, terminated, truncated, _ = env.step(action)
             rewards.append(reward)
             done = terminated or truncated
+        log_probs = torch.log(policy[torch.tensor(states) + 1, torch.tensor(actions)])
         returns = torch.tensor(as_vector(returns_fn(rewards, case["gamma"]), "the returns", len(rewards)),
                                dtype=torch.float32).reshape(-1)
         if baseline_fn is None:
-            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns), "the log-probabilities")
+            loss = scalar_loss(loss_fn(log_probs, returns), "the log-probabilities")
         else:
             baseline = as_vector(baseline_fn(list(states), returns.clone(), table, case["baseline_step"]),
                                  "the baseline", len(states))
             read_table(table, "the table")
-            loss = scalar_loss(loss_fn(torch.stack(log_probs), returns, torch.tensor(baseline, dtype=torch.float32)),
+            loss = scalar_loss(loss_fn(log_probs, returns, torch.tensor(baseline, dtype=torch.float32)),
                                "the log-probabilities")
             g = returns.double().numpy()
             for key, weight in (("plain", g), ("baselined", g - baseline)):
