@@ -90,13 +90,17 @@ preloaded: set[str] = set()
 cpu_seconds = 0.0  # CPU time of every worker this process has collected: the grade's trusted side
 
 
-def preload(driver) -> None:
+def preload(driver, cases: list[dict] = ()) -> None:
     """Import the driver's module and what it imports when it runs (its ``preload()``: Gymnasium, MuJoCo) once in the
-    grader, before it forks, rather than in every worker."""
-    module = sys.modules[driver_function(driver).__module__]
+    grader, before it forks, rather than in every worker; then let the module compute what the cases share whoever's
+    functions answer (its ``prepare(driver, cases)``, which keeps it: the Fetch part's controller episodes), so that
+    every worker forked after it has it."""
+    function = driver_function(driver)
+    module = sys.modules[function.__module__]
     if module.__name__ not in preloaded:
         getattr(module, "preload", lambda: None)()
         preloaded.add(module.__name__)
+    getattr(module, "prepare", lambda driver, cases: None)(function, list(cases))
 
 
 def collect(pid: int) -> None:
@@ -110,7 +114,7 @@ def run(path: str, driver, functions, cases: list[dict], workers: int, limit: fl
     """Run ``driver`` on every case, until all are answered or ``limit`` (``time.monotonic()``) passes. Returns the
     status ("ok", "timeout", or "died" if the kernel stopped answering altogether) and the answers of the cases up to
     the first one unanswered."""
-    preload(driver)
+    preload(driver, cases)
     functions = tuple(functions)
     groups = ([[(i, c)] for i, c in enumerate(cases)] if workers > 1 else [list(enumerate(cases))])
     answers: dict[int, dict] = {}

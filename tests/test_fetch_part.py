@@ -134,6 +134,29 @@ def grade_variant(fetch, tmp_path, functions: dict[str, str], only: set[str] | N
     return grade(submission, fetch, only=only)
 
 
+def test_the_controllers_episodes_are_collected_once_before_the_workers_fork(fetch):
+    """The controller's episodes are the same for every seed and student: the grader collects them before it forks
+    the cloning check's workers (``trusted.preload`` -> the drivers' ``prepare``), and a worker forked after that
+    finds them collected (before: every worker and every feedback run collected them again, 17 CPU-s each)."""
+    import os
+
+    from autograder import trusted
+
+    rollouts = harness_fetch.controller_rollouts
+    rollouts.cache_clear()
+    cases = [c | {"demos": 2, "eval_episodes": 1} for c in fetch.check("imitation_clones_controller").cases(None)]
+    trusted.preload(harness_fetch.clone_and_evaluate, cases)
+    assert rollouts.cache_info().currsize == 2
+    pid = os.fork()
+    if pid == 0:  # a worker: it collects nothing
+        missed = rollouts.cache_info().misses
+        rollouts(cases[0]["demo_seed"], 2), rollouts(cases[0]["eval_seed"], 1)
+        os._exit(0 if rollouts.cache_info().misses == missed else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    trusted.preload(harness_fetch.call_imitation_loss, cases)  # another driver of the module: nothing to collect
+    assert rollouts.cache_info().currsize == 2
+
+
 @pytest.mark.slow
 def test_reference_gets_full_marks_within_the_budget(fetch, tmp_path):
     start = time.monotonic()

@@ -152,6 +152,16 @@ def controller_rollouts(first_seed: int, episodes: int) -> tuple[np.ndarray, np.
     return np.asarray(inputs), np.asarray(actions), tuple(successes)
 
 
+def prepare(driver, cases: list[dict]) -> None:
+    """Run by the grader before it forks the workers of a check's cases (``autograder/trusted.py``): the controller's
+    episodes that ``clone_and_evaluate`` clones and compares with are the same for every seed and every student, so
+    they are collected once per grading process (17 CPU-s here), not once in every forked worker and feedback run."""
+    if driver is clone_and_evaluate:
+        for case in cases:
+            controller_rollouts(case["demo_seed"], case["demos"])
+            controller_rollouts(case["eval_seed"], case["eval_episodes"])
+
+
 def policy_successes(policy: GaussianPolicy, first_seed: int, episodes: int) -> list[bool]:
     """Whether the policy's mean action (no sampling) slides the puck onto the goal, on episodes ``first_seed + i``."""
     import torch
