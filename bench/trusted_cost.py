@@ -11,6 +11,13 @@ bench/grading_speed.py measures), and the ratio this / baseline of the medians. 
 third each) graded by ``grade-all --jobs 2`` from each checkout, alternating: CPU-s per submission as the median of
 results.json's ``extra_data.cpu_seconds`` (grader, with its workers, + kernel) and as the cgroup's total / n. Scores
 must agree between the checkouts, else the script stops with SCORES DISAGREE (exit 1).
+
+``--bug FILE`` (repeatable) adds a catalogue file's submission to the single grades (a sign-flipped loss, whose policy
+wanders the chain, is the costly kind); ``--assignment`` grades another assignment's reference and blank release (and
+its ``--bug`` files; no batch: ``--students 0``), e.g. the Fetch part, whose cloning check dominates its grade:
+
+    .venv/bin/python bench/trusted_cost.py --baseline /tmp/before --bug tests/catalogue/bugs/loss_sign_flipped.py
+    .venv/bin/python bench/trusted_cost.py --baseline /tmp/before --assignment week03_fetch_slide --students 0
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ def env_for(checkout: Path) -> dict:
     return env
 
 
-def grade_cmd(notebook: Path, results: Path) -> list[str]:
-    return [sys.executable, "-m", "autograder", "grade", str(notebook), "--results", str(results), "--no-html"]
+def grade_cmd(notebook: Path, results: Path, assignment: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", "grade", str(notebook), "--results", str(results), "--no-html",
+            "--assignment", assignment]
 
 
 def main() -> int:
@@ -46,29 +54,33 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--students", type=int, default=6, help="class size of the grade-all runs (0: none)")
     parser.add_argument("--json", type=Path, help="write every raw number here")
+    parser.add_argument("--bug", type=Path, action="append", default=[], help="also grade this catalogue file")
+    parser.add_argument("--assignment", default="week03_policy_gradients")
     args = parser.parse_args()
     from autograder import config
 
-    assignment = config.load().assignment("week03_policy_gradients")
+    assignment = config.load().assignment(args.assignment)
+    kinds = submissions() if args.assignment == "week03_policy_gradients" else {"reference": None, "blank": "blank"}
+    kinds |= {bug.stem: bug for bug in args.bug}
     checkouts = {"this": ROOT, "baseline": args.baseline.resolve()}
     out: dict = {"load_before": os.getloadavg()[0], "per_submission": {}, "batch": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for label, kind in submissions().items():
+        for label, kind in kinds.items():
             answers, blank = answers_of(kind)
             notebook = write_ours(assignment, tmp / label / assignment.notebook, answers, blank)
             runs = out["per_submission"][label] = {name: [] for name in checkouts}
             for rep in range(args.repeats):
                 for name, checkout in checkouts.items():
                     results = tmp / f"{label}-{name}-{rep}.json"
-                    run = measure(grade_cmd(notebook, results), env_for(checkout), cwd=checkout)
+                    run = measure(grade_cmd(notebook, results, assignment.id), env_for(checkout), cwd=checkout)
                     run["score"] = read_results(results)["score"]
                     runs[name].append(run)
             scores = {f"{n} {i}": r["score"] for n, rs in runs.items() for i, r in enumerate(rs)}
             if len(set(scores.values())) != 1:
                 print(f"SCORES DISAGREE on {label}: {scores}")
                 return 1
-            print(f"{label:>10}: " + "; ".join(
+            print(f"{label:>17}: " + "; ".join(
                 f"{n} {statistics.median(r['wall'] for r in rs):5.1f} s wall {statistics.median(r['cpu'] for r in rs):5.1f}"
                 f" CPU-s" for n, rs in runs.items()) + f"; CPU this/baseline "
                 f"{statistics.median(r['cpu'] for r in runs['this']) / statistics.median(r['cpu'] for r in runs['baseline']):.2f}"
