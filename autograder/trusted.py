@@ -93,8 +93,8 @@ cpu_seconds = 0.0  # CPU time of every worker this process has collected: the gr
 def preload(driver, cases: list[dict] = ()) -> None:
     """Import the driver's module and what it imports when it runs (its ``preload()``: Gymnasium, MuJoCo) once in the
     grader, before it forks, rather than in every worker; then let the module compute what the cases share whoever's
-    functions answer (its ``prepare(driver, cases)``, which keeps it: the Fetch part's controller episodes), so that
-    every worker forked after it has it."""
+    functions answer (its ``prepare(driver, cases)``, which keeps it: an expert's demonstrations, say), so that every
+    worker forked after it has it."""
     function = driver_function(driver)
     module = sys.modules[function.__module__]
     if module.__name__ not in preloaded:
