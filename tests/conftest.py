@@ -23,6 +23,7 @@ SHARED_MODULE_FIXTURES = {"course_dir", "gradescope_source", "notebook", "pages"
                           "student_user"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the tests' ids
 def pytest_collection_modifyitems(config, items):
     """Group the tests of an expensive module fixture (above), then put the slow tests and groups first, so that the
     longest start at once on every worker instead of one of them finishing the run alone. A group's tests stay

@@ -4,6 +4,7 @@ the parallel order keeps each expensive module fixture's tests together (built o
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -74,3 +75,39 @@ def test_a_module_fixtures_tests_stay_together_and_slow_work_comes_first(collect
     slow_groups = {g for nodeid, g, slow in items if g and slow}
     first_fast = next(i for i, (_, g, slow) in enumerate(items) if not slow and g not in slow_groups)
     assert all(not slow for _, g, slow in items[first_fast:] if g is None), "a slow test after the quick ones"
+
+
+TOY_MODULE = """
+import os, pytest
+
+@pytest.fixture(scope="module")
+def toy():
+    return os.getpid()
+
+@pytest.mark.parametrize("i", range(6))
+def test_uses_the_module_fixture(toy, i):
+    assert toy
+
+@pytest.mark.parametrize("i", range(6))
+def test_on_its_own(i):
+    pass
+"""
+
+
+def test_under_xdist_a_module_fixtures_tests_run_on_one_worker(tmp_path):
+    """What the order above is for, under pytest-xdist as `make test` runs it (`-n 2 --dist loadgroup`): the tests of
+    a module fixture (here ``toy``, one of SHARED_MODULE_FIXTURES) are one xdist group, so one worker runs them all and
+    builds the fixture once. Before, in every run: xdist's hook read the groups before the suite's hook had marked them
+    (now ``tryfirst``), and with pytest 9.2 xdist 3.8's group suffix no longer reaches the node ids at all
+    (pytest-xdist issue 1386; pytest is pinned to 9.1.1), so each test was its own unit, the module's tests went to
+    both workers, and the nbgrader class, the Gradescope zip and the other module fixtures were built on both."""
+    (tmp_path / "conftest.py").write_text((ROOT / "tests" / "conftest.py").read_text())
+    (tmp_path / "test_toy.py").write_text(TOY_MODULE)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-v", "-p",
+                           "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    workers = set(re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S*test_uses_the_module_fixture", proc.stdout))
+    assert len(workers) == 1, f"the module fixture's tests ran on {sorted(workers)}"
+    assert len(set(re.findall(r"\[(gw\d)\] \[ *\d+%\] PASSED \S*test_on_its_own", proc.stdout))) == 2  # the rest: both
