@@ -53,7 +53,7 @@ def test_a_notebook_with_the_graded_cells_of_two_assignments_is_refused(course, 
     ("not json", "fetch_slide.ipynb", "week03_fetch_slide"),
     ("", "mine.ipynb", "Could not tell which assignment mine.ipynb is for"),
     (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "a.ipynb", "Could not tell"),
-])
+], ids=["empty-named", "not json-named", "empty-unnamed", "foreign"])  # not the random cell id: xdist's workers must agree
 def test_unreadable_or_foreign_notebooks(course, tmp_path, content, name, found):
     (tmp_path / name).write_text(content)
     try:

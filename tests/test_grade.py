@@ -96,7 +96,7 @@ def test_renamed_function_is_not_found(assignment, tmp_path):
     ("this is not json", "not valid JSON"),
     (json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [], "metadata": {}}), "format version 3"),
     (json.dumps(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])), "another assignment"),
-])
+], ids=["empty", "65 MB", "not json", "nbformat 3", "foreign"])  # not the values: xdist's workers must agree
 def test_unreadable_submission_gets_zero_with_a_message(assignment, tmp_path, content, message):
     path = tmp_path / "bad.ipynb"
     path.write_text(content)
