@@ -39,10 +39,8 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
     (the student's own exception as the kernel described it, a broken contract, or the trusted loop's own error on
     values the student's functions returned, such as a NaN loss)."""
     run = driver_function(driver)
-    in_place = getattr(sys.modules[run.__module__], "IN_PLACE", {})
-    stand_ins = [remote_function(channel, name, in_place=in_place.get(name, ())) for name in functions]
     try:
-        return {"ok": run(*stand_ins, dict(case))}
+        return {"ok": run(*stand_ins(channel, run, functions), dict(case))}
     except CallError as exc:
         if exc.kind == "Closed":
             return {"error": {"type": "ProcessExit", "message": STOPPED, "where": "", "function": exc.function}}
@@ -54,6 +52,13 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
         if cause is not None:  # a CallError inside torch's backward comes out wrapped
             return {"error": cause.as_dict() | {"kind": cause.kind}}
         return {"error": loop_error(exc)}
+
+
+def stand_ins(channel: Channel, run, functions: tuple[str, ...]) -> list:
+    """What the driver ``run`` calls in place of the student's functions: calls across ``channel``, the arguments its
+    module's ``IN_PLACE`` names written back."""
+    in_place = getattr(sys.modules[run.__module__], "IN_PLACE", {})
+    return [remote_function(channel, name, in_place=in_place.get(name, ())) for name in functions]
 
 
 def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int, dict]], limit: float,
@@ -90,17 +95,59 @@ preloaded: set[str] = set()
 cpu_seconds = 0.0  # CPU time of every worker this process has collected: the grade's trusted side
 
 
-def preload(driver, cases: list[dict] = ()) -> None:
+def preload(driver, cases: list[dict] = (), holds=lambda check: True) -> None:
     """Import the driver's module and what it imports when it runs (its ``preload()``: Gymnasium, MuJoCo) once in the
     grader, before it forks, rather than in every worker; then let the module compute what the cases share whoever's
-    functions answer (its ``prepare(driver, cases)``, which keeps it: an expert's demonstrations, say), so that every
-    worker forked after it has it."""
+    functions answer (its ``prepare(driver, cases, holds)``, which keeps it: an expert's demonstrations, say), so that
+    every worker forked after it has it. ``holds(check)`` says whether ``check(*student's functions)`` runs without an
+    error (``probe``): a module asks it first, so that a function that breaks its contract (a blank release's) does not
+    cost what only a working one needs."""
     function = driver_function(driver)
     module = sys.modules[function.__module__]
     if module.__name__ not in preloaded:
         getattr(module, "preload", lambda: None)()
         preloaded.add(module.__name__)
-    getattr(module, "prepare", lambda driver, cases: None)(function, list(cases))
+    getattr(module, "prepare", lambda driver, cases, holds: None)(function, list(cases), holds)
+
+
+PROBE_SECONDS = 10.0  # a probe makes a call or two: a slower function only loses the head start (the cases run as ever)
+
+
+def probe(path: str, driver, functions: tuple[str, ...], limit: float):
+    """``holds(check)`` for a module's ``prepare``: whether ``check(*stand-ins)`` returns without an error in a worker
+    forked for it (its own connection, so its own copy of the kernel), within ``PROBE_SECONDS`` and ``limit``. Only a
+    head start hangs on it: the cases then run and answer as they would without it."""
+    run = driver_function(driver)
+
+    def holds(check) -> bool:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            ok = False
+            try:
+                os.close(read)
+                sys.stdout = sys.stderr = io.StringIO()
+                with Channel(path, max(0.1, limit - time.monotonic()), connect_timeout=5.0) as channel:
+                    check(*stand_ins(channel, run, functions))
+                ok = True
+            except BaseException:  # noqa: BLE001, S110 - any failure (the student's, a contract's): it does not hold
+                pass
+            finally:
+                os.write(write, b"1" if ok else b"0")
+                os._exit(0)
+        os.close(write)
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(read, selectors.EVENT_READ)
+                ready = selector.select(timeout=max(0.0, min(limit - time.monotonic(), PROBE_SECONDS)))
+            answer = os.read(read, 1) if ready else b""
+        finally:
+            if not answer:
+                os.kill(pid, signal.SIGKILL)
+            collect(pid)
+            os.close(read)
+        return answer == b"1"
+    return holds
 
 
 def collect(pid: int) -> None:
@@ -114,8 +161,8 @@ def run(path: str, driver, functions, cases: list[dict], workers: int, limit: fl
     """Run ``driver`` on every case, until all are answered or ``limit`` (``time.monotonic()``) passes. Returns the
     status ("ok", "timeout", or "died" if the kernel stopped answering altogether) and the answers of the cases up to
     the first one unanswered."""
-    preload(driver, cases)
     functions = tuple(functions)
+    preload(driver, cases, probe(path, driver, functions, limit))
     groups = ([[(i, c)] for i, c in enumerate(cases)] if workers > 1 else [list(enumerate(cases))])
     answers: dict[int, dict] = {}
     running: dict[int, tuple[int, bytearray]] = {}  # read end -> (pid, bytes so far)

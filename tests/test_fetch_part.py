@@ -137,24 +137,42 @@ def grade_variant(fetch, tmp_path, functions: dict[str, str], only: set[str] | N
 def test_the_controllers_episodes_are_collected_once_before_the_workers_fork(fetch):
     """The controller's episodes are the same for every seed and student: the grader collects them before it forks
     the cloning check's workers (``trusted.preload`` -> the drivers' ``prepare``), and a worker forked after that
-    finds them collected (before: every worker and every feedback run collected them again, 17 CPU-s each)."""
+    finds them collected (before: every worker and every feedback run collected them again, 17 CPU-s each). Only for
+    a loss that passes the contract check (``holds``): a blank's does not, and costs no episodes."""
     import os
 
     from autograder import trusted
 
-    rollouts = harness_fetch.controller_rollouts
-    rollouts.cache_clear()
+    harness_fetch.rollouts.clear()
     cases = [c | {"demos": 2, "eval_episodes": 1} for c in fetch.check("imitation_clones_controller").cases(None)]
+    asked = []
+    trusted.preload(harness_fetch.clone_and_evaluate, cases, holds=lambda check: asked.append(check) or False)
+    assert asked == [harness_fetch.check_contract] and not harness_fetch.rollouts
     trusted.preload(harness_fetch.clone_and_evaluate, cases)
-    assert rollouts.cache_info().currsize == 2
+    assert len(harness_fetch.rollouts) == 2
     pid = os.fork()
     if pid == 0:  # a worker: it collects nothing
-        missed = rollouts.cache_info().misses
-        rollouts(cases[0]["demo_seed"], 2), rollouts(cases[0]["eval_seed"], 1)
-        os._exit(0 if rollouts.cache_info().misses == missed else 1)
+        harness_fetch.collect_rollouts = lambda *args: os._exit(1)
+        harness_fetch.controller_rollouts(cases[0]["demo_seed"], 2), harness_fetch.controller_rollouts(
+            cases[0]["eval_seed"], 1)
+        os._exit(0)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    trusted.preload(harness_fetch.clone_and_evaluate, cases, holds=lambda check: 1 / 0)  # collected: no probe
     trusted.preload(harness_fetch.call_imitation_loss, cases)  # another driver of the module: nothing to collect
-    assert rollouts.cache_info().currsize == 2
+    assert len(harness_fetch.rollouts) == 2
+
+
+def test_a_blank_loss_costs_no_controller_episodes(fetch, tmp_path):
+    """The blank release graded on the cloning check: the probe of ``check_contract`` fails (NotImplementedError), so
+    the grader collects no episodes (before: ~17 CPU-s for a loss that never runs, a blank grade 3.4x its cost before
+    the loops left the kernel), and the check says what the student's function raised, as before."""
+    harness_fetch.rollouts.clear()
+    submission = tmp_path / "blank.ipynb"
+    submission.write_bytes(fetch.release.read_bytes())
+    report = grade(submission, fetch, only={"imitation_clones_controller"})
+    (result,) = report.results
+    assert result.score == 0 and "NotImplementedError" in result.output, result.output
+    assert not harness_fetch.rollouts
 
 
 @pytest.mark.slow

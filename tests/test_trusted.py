@@ -141,3 +141,49 @@ def test_the_loops_own_error_on_values_that_are_not_finite_is_not_the_functions(
     error = answers[0]["error"]
     assert error["function"] == "refuse" and "loop" not in error and error["where"].startswith("line ")
     assert describe_error("refuse", error).startswith("`refuse` raised RuntimeError at line ")
+
+
+def positive(fn):
+    """A module's contract check: the function gives numbers back."""
+    if fn([1.0])[0] <= 0:
+        raise ValueError("not positive")
+
+
+def test_a_probe_holds_only_for_a_function_that_passes_it(served):
+    """``trusted.probe``'s ``holds`` (what a drivers module's ``prepare`` asks before it spends on what the cases
+    share): true for a function that passes the check, false for one that raises, breaks the check, hangs (at the
+    probe's limit, and the worker is stopped) or is missing; the server goes on answering the cases afterwards."""
+    limit = time.monotonic() + 30
+    assert trusted.probe(served, apply, ("double",), limit)(positive)
+    assert not trusted.probe(served, apply, ("refuse",), limit)(positive)
+    assert not trusted.probe(served, apply, ("overflow",), limit)(lambda fn: positive(lambda x: [-v for v in fn(x)]))
+    assert not trusted.probe(served, apply, ("nowhere",), limit)(positive)
+    start = time.monotonic()
+    assert not trusted.probe(served, apply, ("hang",), start + 2)(positive)
+    assert time.monotonic() - start < 5
+    status, answers = trusted.run(served, apply, ["double"], [{"x": [1.0]}], 1, time.monotonic() + 30)
+    assert status == "ok" and answers == [{"ok": {"got": [2.0]}}]
+
+
+def prepared_driver(fn, case):
+    return {"prepared": sorted(PREPARED)}
+
+
+PREPARED: list = []
+
+
+def prepare(driver, cases, holds):
+    """This module as a drivers module: ``prepare`` computes what the cases share only if the function holds."""
+    if driver is prepared_driver and holds(positive):
+        PREPARED.append(len(cases))
+
+
+def test_run_lets_the_drivers_module_prepare_only_for_a_function_that_holds(served):
+    """``trusted.run`` calls the drivers module's ``prepare`` with a probe of the student's functions before it forks
+    the workers: a worker sees what it prepared; a function that fails the probe (a blank's NotImplementedError, a
+    broken contract) gets nothing prepared and its cases run as ever."""
+    PREPARED.clear()
+    status, answers = trusted.run(served, prepared_driver, ["refuse"], [{}, {}], 2, time.monotonic() + 30)
+    assert status == "ok" and answers == [{"ok": {"prepared": []}}] * 2 and PREPARED == []
+    status, answers = trusted.run(served, prepared_driver, ["double"], [{}, {}], 2, time.monotonic() + 30)
+    assert status == "ok" and answers == [{"ok": {"prepared": [2]}}] * 2 and PREPARED == [2]

@@ -15,7 +15,6 @@ environment are imported by the functions that use them: the grader imports this
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 from typing import TYPE_CHECKING
 
@@ -137,10 +136,18 @@ def controller_episode(env, seed: int) -> tuple[list, list, bool]:
     return inputs, actions, bool(info["is_success"])
 
 
-@functools.lru_cache(maxsize=4)
 def controller_rollouts(first_seed: int, episodes: int) -> tuple[np.ndarray, np.ndarray, tuple[bool, ...]]:
     """The controller on episodes ``first_seed + i``: stacked inputs and displacements, success of each episode.
-    Deterministic, so it is computed once per process for every grading seed of a check."""
+    Deterministic, so it is computed once per process (``rollouts``) for every grading seed of a check."""
+    if (first_seed, episodes) not in rollouts:
+        rollouts[first_seed, episodes] = collect_rollouts(first_seed, episodes)
+    return rollouts[first_seed, episodes]
+
+
+rollouts: dict[tuple[int, int], tuple] = {}  # (first seed, episodes) -> controller_rollouts' answer, in this process
+
+
+def collect_rollouts(first_seed: int, episodes: int) -> tuple[np.ndarray, np.ndarray, tuple[bool, ...]]:
     env = make_env()
     inputs, actions, successes = [], [], []
     for i in range(episodes):
@@ -152,14 +159,19 @@ def controller_rollouts(first_seed: int, episodes: int) -> tuple[np.ndarray, np.
     return np.asarray(inputs), np.asarray(actions), tuple(successes)
 
 
-def prepare(driver, cases: list[dict]) -> None:
+def prepare(driver, cases: list[dict], holds) -> None:
     """Run by the grader before it forks the workers of a check's cases (``autograder/trusted.py``): the controller's
     episodes that ``clone_and_evaluate`` clones and compares with are the same for every seed and every student, so
-    they are collected once per grading process (17 CPU-s here), not once in every forked worker and feedback run."""
-    if driver is clone_and_evaluate:
-        for case in cases:
-            controller_rollouts(case["demo_seed"], case["demos"])
-            controller_rollouts(case["eval_seed"], case["eval_episodes"])
+    they are collected once per grading process (17 CPU-s here), not once in every forked worker and feedback run;
+    and only once the student's loss has passed ``check_contract`` (``holds``): a blank or broken loss, whose cases
+    stop at that check, costs no episodes."""
+    if driver is not clone_and_evaluate:
+        return
+    wanted = {(c["demo_seed"], c["demos"]) for c in cases} | {(c["eval_seed"], c["eval_episodes"]) for c in cases}
+    if wanted <= rollouts.keys() or not holds(check_contract):
+        return
+    for first_seed, episodes in sorted(wanted):
+        controller_rollouts(first_seed, episodes)
 
 
 def policy_successes(policy: GaussianPolicy, first_seed: int, episodes: int) -> list[bool]:
