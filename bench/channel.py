@@ -2,6 +2,7 @@
 with an in-process call, a bare socketpair echo and a Jupyter message round trip, in one run.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/channel.py --calls 2000 --repeats 5
+    OMP_NUM_THREADS=1 .venv/bin/python bench/channel.py --parts    # where a remote loss's step goes, part by part
 
 Payloads: ``small`` (3 float64 values), ``batch`` (4,096 float64 values), each sent to ``f(x): return x`` and back;
 ``grad``: a remote loss ``-(log_probs * returns).mean()`` over 200 float32 log-probabilities, forward and backward (two
@@ -150,12 +151,64 @@ def socketpair_rows(calls, repeats) -> dict:
     return rows
 
 
+def parts(namespace: dict, number: int) -> list[tuple[str, float]]:
+    """Where a remote loss's step goes, part by part, in this one process (µs, the best of 5 timings of ``number``
+    runs): each side's encoding and decoding, the kernel's call with its gradient, and the trusted side's autograd
+    Function, against the same step in-process. (The socket's part is the socketpair row.)"""
+    import timeit
+
+    from autograder.channel import _remote
+
+    log_probs = torch.linspace(-2.0, -0.1, GRAD_STEPS, requires_grad=True)
+    returns = torch.linspace(0.0, 1.0, GRAD_STEPS)
+    call = {"op": "call", "id": 1, "fn": "loss", "args": [log_probs.detach().requires_grad_(True), returns],
+            "keep": True, "back": []}
+    server = wire.Server(namespace)
+    bare = client.Channel.__new__(client.Channel)  # a channel's parsing, without a socket
+    bare.limits = wire.Limits()
+    sent, _ = wire.encode(call)
+    call_head, call_body = sent[1], b"".join(bytes(part) for part in sent[2:])
+    args = wire.Decoder(bytearray(call_body)).value(wire.parse_header(call_head)["args"])
+    answer = server.answer(wire.parse_header(call_head), bytearray(call_body))
+    answer.pop("fn", None)
+    back, _ = wire.encode(answer)
+    answer_head, answer_body = back[1], b"".join(bytes(part) for part in back[2:])
+    reply = bare.parse(wire.parse_header(answer_head), bytearray(answer_body), 0, "loss")
+    leaf = log_probs.detach().requires_grad_(True)
+
+    def kernel_call():
+        with torch.enable_grad():
+            return server.keep(2, args, namespace["loss"](*args))
+
+    def trusted_function():
+        _remote().apply((None, "loss", 1, reply.grads, None, reply.value), leaf).backward()
+
+    def in_process():
+        namespace["loss"](leaf, returns).backward()
+
+    steps = [("trusted: encode the call", lambda: wire.encode(call)),
+             ("kernel: decode the call", lambda: wire.Decoder(bytearray(call_body)).value(
+                 wire.parse_header(call_head)["args"])),
+             ("kernel: the function and its gradient", kernel_call),
+             ("kernel: encode the answer", lambda: wire.encode(answer)),
+             ("trusted: decode the answer", lambda: bare.parse(wire.parse_header(answer_head),
+                                                               bytearray(answer_body), 0, "loss")),
+             ("trusted: autograd Function, forward + backward", trusted_function),
+             ("in-process: the function + backward", in_process)]
+    out = []
+    for name, step in steps:
+        step()
+        out.append((name, min(timeit.repeat(step, number=number, repeat=5)) / number * 1e6))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (default 2000)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats, medians reported (default 5)")
     parser.add_argument("--cells", type=int, default=50, help="Jupyter round trips per repeat (default 50)")
     parser.add_argument("--submission-calls", type=int, default=20_000, help="calls a submission makes (20,000)")
+    parser.add_argument("--parts", action="store_true", help="only where a remote loss's step goes, part by part")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
@@ -163,6 +216,15 @@ def main() -> int:
 
     namespace: dict = {}
     exec(compile(FUNCTIONS, "functions.py", "exec"), namespace)  # noqa: S102 - the benchmark's own code
+    if args.parts:
+        rows = parts(namespace, args.calls)
+        print(f"load average before {load_before[0]:.2f} (2 cores); a remote loss of {GRAD_STEPS} float32 "
+              f"log-probabilities, one process, best of 5 x {args.calls}; µs")
+        for name, micros in rows:
+            print(f"{name:<50}{micros:>8.1f}")
+        channel = sum(m for name, m in rows if not name.startswith("in-process"))
+        print(f"{'both sides, no socket':<50}{channel:>8.1f}  ({channel / rows[-1][1]:.1f}x in-process)")
+        return 0
     results["in-process"] = {name: timed(lambda x=payload(name): namespace["f"](x), args.calls, args.repeats)
                              for name in PAYLOADS}
     results["in-process"]["grad"] = timed(grad_step(namespace["loss"]), args.calls // 2, args.repeats)
