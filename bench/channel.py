@@ -3,6 +3,7 @@ with an in-process call, a bare socketpair echo and a Jupyter message round trip
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/channel.py --calls 2000 --repeats 5
     OMP_NUM_THREADS=1 .venv/bin/python bench/channel.py --parts    # where a remote loss's step goes, part by part
+    OMP_NUM_THREADS=1 .venv/bin/python bench/channel.py --wakeups  # the same work alone and by two processes in turn
 
 Payloads: ``small`` (3 float64 values), ``batch`` (4,096 float64 values), each sent to ``f(x): return x`` and back;
 ``grad``: a remote loss ``-(log_probs * returns).mean()`` over 200 float32 log-probabilities, forward and backward (two
@@ -202,6 +203,55 @@ def parts(namespace: dict, number: int) -> list[tuple[str, float]]:
     return out
 
 
+def wakeups(namespace: dict, calls: int, repeats: int) -> dict[str, list[float]]:
+    """The CPU of the same work (one side's share of a remote loss step: the loss and its backward, a call encoded and
+    decoded) done alone, and done by two processes in turn, each waking the other through a socketpair as the channel
+    does: both free to run on any core, both on one core, each on a core of its own. µs per step, per repeat."""
+    loss = grad_step(namespace["loss"])
+    call = {"op": "call", "id": 1, "fn": "loss", "args": [torch.linspace(-2.0, -0.1, GRAD_STEPS), [1.0, 2.0]]}
+
+    def work():
+        loss()
+        parts_, _ = wire.encode(call)
+        wire.Decoder(bytearray(b"".join(bytes(p) for p in parts_[2:]))).value(wire.parse_header(parts_[1])["args"])
+
+    cores = sorted(os.sched_getaffinity(0))
+    placements = {"free": (None, None), "one core": (cores[0], cores[0]), "two cores": (cores[0], cores[-1])}
+    out: dict[str, list[float]] = {"alone": []} | {f"{name} ({side})": [] for name in placements
+                                                      for side in ("caller", "peer")}
+    for _ in range(repeats):
+        out["alone"].append(timed(work, calls, 1)[1])
+        for name, (mine, theirs) in placements.items():
+            a, b = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the peer: wait for the caller, work, wake it
+                try:
+                    a.close()
+                    if theirs is not None:
+                        os.sched_setaffinity(0, {theirs})
+                    while b.recv(1):
+                        work()
+                        b.sendall(b"x")
+                finally:
+                    os._exit(0)
+            b.close()
+            before = os.sched_getaffinity(0)
+            if mine is not None:
+                os.sched_setaffinity(0, {mine})
+
+            def step():
+                a.sendall(b"x")
+                a.recv(1)
+                work()
+            _, caller, peer = timed(step, calls, 1, lambda: proc_cpu(pid))
+            out[f"{name} (caller)"].append(caller)
+            out[f"{name} (peer)"].append(peer)
+            os.sched_setaffinity(0, before)
+            a.close()
+            os.waitpid(pid, 0)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="calls per repeat (default 2000)")
@@ -209,6 +259,8 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=50, help="Jupyter round trips per repeat (default 50)")
     parser.add_argument("--submission-calls", type=int, default=20_000, help="calls a submission makes (20,000)")
     parser.add_argument("--parts", action="store_true", help="only where a remote loss's step goes, part by part")
+    parser.add_argument("--wakeups", action="store_true",
+                        help="only what waking each other costs two processes: the same work alone and in turn")
     args = parser.parse_args()
     torch.set_num_threads(1)
     load_before = os.getloadavg()
@@ -216,6 +268,14 @@ def main() -> int:
 
     namespace: dict = {}
     exec(compile(FUNCTIONS, "functions.py", "exec"), namespace)  # noqa: S102 - the benchmark's own code
+    if args.wakeups:
+        rows = wakeups(namespace, args.calls, args.repeats)
+        alone = statistics.median(rows["alone"])
+        print(f"load average before {load_before[0]:.2f} ({os.cpu_count()} cores); one side's work of a remote loss "
+              f"step, {args.calls} steps x {args.repeats} repeats (alternating), medians; CPU µs a step")
+        for name, values in rows.items():
+            print(f"{name:<24}{statistics.median(values):>8.1f}  ({statistics.median(values) / alone:.2f}x alone)")
+        return 0
     if args.parts:
         rows = parts(namespace, args.calls)
         print(f"load average before {load_before[0]:.2f} (2 cores); a remote loss of {GRAD_STEPS} float32 "
