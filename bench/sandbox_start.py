@@ -1,11 +1,17 @@
 """How much the sandbox adds to a kernel's start: N kernels started with it and N without, alternating, medians.
 
     .venv/bin/python bench/sandbox_start.py --kernels 10
+    OMP_NUM_THREADS=1 .venv/bin/python bench/sandbox_start.py --forked 5   # what a template kernel could save
 
 A start is measured as the grader sees it: from ``KernelSession.__enter__`` until a first cell (``1 + 1``) has run and
 its reply came back, then the session is stopped (the kill and clean-up are timed separately). "without" is the
 isolation level ``none`` (the same kernel, rlimits and Unix sockets, no sandbox), or ``fallback`` with ``--without``.
 The level is probed before the clock starts (once per grading process). Run it on a quiet machine before quoting it.
+
+``--forked N`` measures only the bound of a design not built (a template kernel forked per student): the CPU of a
+grading kernel's imports (torch, numpy, pyplot and animation, ipykernel's kernel) done in a fresh process, against N
+children forked from a process that has done them, each running a little torch and pyplot (its copy-on-write page
+faults included), no sandbox either way.
 """
 
 from __future__ import annotations
@@ -45,7 +51,11 @@ def main() -> int:
     parser.add_argument("--kernels", type=int, default=10, help="kernels started per variant (default 10)")
     parser.add_argument("--without", default="none", choices=("none", "fallback"),
                         help="the level to compare with (default none)")
+    parser.add_argument("--forked", type=int, default=0, metavar="N",
+                        help="only: a kernel's imports against N children forked after them (no sandbox)")
     args = parser.parse_args()
+    if args.forked:
+        return forked(args.forked)
     assignment = config.load().assignment()
     visible = {"autograder": Path(config.ROOT, "autograder")}
     times: dict[str, list[tuple[float, float]]] = {"full": [], args.without: []}
@@ -63,6 +73,28 @@ def main() -> int:
     print(f"sandbox adds {added:+.3f} s per kernel start (median difference)")
     print(f"bwrap alone: {bwrap_alone():.4f} s (median of 20 `bwrap ... true`)")
     return 0
+
+
+IMPORTS = ("import torch, numpy; import matplotlib; matplotlib.use('Agg'); from matplotlib import pyplot, animation; "
+           "import ipykernel.kernelapp, ipykernel.ipkernel")
+
+
+def forked(n: int) -> int:
+    import subprocess
+
+    code = (f"import os, time\nc0 = time.process_time()\n{IMPORTS}\ntorch.set_num_threads(1)\n"
+            "print(f'imports, in a fresh process: {time.process_time() - c0:.3f} CPU-s', flush=True)\n"
+            f"for _ in range({n}):\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        x = torch.linspace(-2.0, -0.1, 200, requires_grad=True)\n"
+            "        for _ in range(10):\n"
+            "            (-(x * torch.ones(200)).mean()).backward()\n"
+            "        pyplot.figure(); pyplot.plot([1, 2, 3]); pyplot.close()\n"
+            "        os._exit(0)\n"
+            "    _, _, ru = os.wait4(pid, 0)\n"
+            "    print(f'a child forked after them: {ru.ru_utime + ru.ru_stime:.3f} CPU-s, {ru.ru_minflt} page faults')\n")
+    return subprocess.run([sys.executable, "-c", code], check=False).returncode
 
 
 def bwrap_alone() -> float:
