@@ -236,19 +236,21 @@ def wakeups(namespace: dict, calls: int, repeats: int) -> dict[str, list[float]]
                     os._exit(0)
             b.close()
             before = os.sched_getaffinity(0)
-            if mine is not None:
-                os.sched_setaffinity(0, {mine})
 
             def step():
                 a.sendall(b"x")
                 a.recv(1)
                 work()
-            _, caller, peer = timed(step, calls, 1, lambda: proc_cpu(pid))
+            try:
+                if mine is not None:
+                    os.sched_setaffinity(0, {mine})
+                _, caller, peer = timed(step, calls, 1, lambda: proc_cpu(pid))
+            finally:  # the peer ends when its socket closes
+                os.sched_setaffinity(0, before)
+                a.close()
+                os.waitpid(pid, 0)
             out[f"{name} (caller)"].append(caller)
             out[f"{name} (peer)"].append(peer)
-            os.sched_setaffinity(0, before)
-            a.close()
-            os.waitpid(pid, 0)
     return out
 
 
