@@ -39,8 +39,10 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
     (the student's own exception as the kernel described it, a broken contract, or the trusted loop's own error on
     values the student's functions returned, such as a NaN loss)."""
     run = driver_function(driver)
+    in_place = getattr(sys.modules[run.__module__], "IN_PLACE", {})
+    stand_ins = [remote_function(channel, name, in_place=in_place.get(name, ())) for name in functions]
     try:
-        return {"ok": run(*stand_ins(channel, run, functions), dict(case))}
+        return {"ok": run(*stand_ins, dict(case))}
     except CallError as exc:
         if exc.kind == "Closed":
             return {"error": {"type": "ProcessExit", "message": STOPPED, "where": "", "function": exc.function}}
@@ -52,13 +54,6 @@ def run_case(channel: Channel, driver, functions: tuple[str, ...], case: dict) -
         if cause is not None:  # a CallError inside torch's backward comes out wrapped
             return {"error": cause.as_dict() | {"kind": cause.kind}}
         return {"error": loop_error(exc)}
-
-
-def stand_ins(channel: Channel, run, functions: tuple[str, ...]) -> list:
-    """What the driver ``run`` calls in place of the student's functions: calls across ``channel``, the arguments its
-    module's ``IN_PLACE`` names written back."""
-    in_place = getattr(sys.modules[run.__module__], "IN_PLACE", {})
-    return [remote_function(channel, name, in_place=in_place.get(name, ())) for name in functions]
 
 
 def worker(path: str, driver, functions: tuple[str, ...], cases: list[tuple[int, dict]], limit: float,
